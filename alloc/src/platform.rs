@@ -1,0 +1,190 @@
+//! The platform: the two pluggable layers under the allocator.
+//!
+//! * [`Os`] gives memory: map / unmap / commit / decommit, and (optionally)
+//!   the books of what it has handed out, so the checker can verify I6.
+//! * [`Sched`] gives the thread-scheduling primitives the allocator
+//!   synchronises with: atomics, a mutex and a spin/yield hint. Natively
+//!   these are `core` atomics and a futex lock; under shuttle they are
+//!   shuttle's, so every access is a scheduling point.
+//!
+//! A [`Platform`] bundles one of each with a [`Geometry`]. The allocator is
+//! generic over it and monomorphised, so the native build pays nothing for
+//! the abstraction and every world runs in one test binary.
+
+use core::fmt;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
+
+use crate::geometry::Geometry;
+
+/// Why the OS layer refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OsError {
+    /// The errno-like reason (`ENOMEM` for exhaustion, including injected faults).
+    pub errno: i32,
+    /// The number of bytes asked for.
+    pub size: usize,
+    /// True when the refusal was injected by a simulated OS.
+    pub injected: bool,
+}
+
+impl fmt::Display for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "OS refused {} bytes (errno {}{})",
+            self.size,
+            self.errno,
+            if self.injected { ", injected" } else { "" }
+        )
+    }
+}
+
+/// What an OS layer that keeps books says about its mappings (for I6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OsBooks {
+    /// Bytes currently mapped.
+    pub mapped_size: usize,
+    /// Mappings currently live.
+    pub map_count: usize,
+    /// Bytes currently committed (mapped and not decommitted).
+    pub committed_size: usize,
+    /// Misuses seen so far: unmap of something not mapped, double unmap,
+    /// commit/decommit outside a mapping, unmap of a partial mapping.
+    pub misuse_count: usize,
+}
+
+/// Memory from the operating system.
+///
+/// # Safety
+/// Implementors promise that a successful `map(size, align)` returns
+/// `size` bytes, aligned to `align`, readable and writable, zero-filled,
+/// not overlapping any other live mapping, and inside
+/// [`Os::address_range`]; and that the memory stays valid until `unmap`.
+/// After `decommit` the range may read as zero or be inaccessible until
+/// `commit` succeeds on it again.
+pub unsafe trait Os: Send + Sync {
+    /// Granularity of `map`, `commit` and `decommit`, a power of two.
+    fn page_size(&self) -> usize;
+
+    /// The half-open address range `[start, end)` every mapping lies in;
+    /// the ownership registry covers exactly this range.
+    fn address_range(&self) -> (usize, usize);
+
+    /// Maps `size` bytes (a multiple of `page_size`) aligned to `align`
+    /// (a power of two, at least `page_size`), committed and zeroed.
+    fn map(&self, size: usize, align: usize) -> Result<NonNull<u8>, OsError>;
+
+    /// Returns a whole mapping made by `map`.
+    ///
+    /// # Safety
+    /// `ptr` and `size` are exactly those of one live mapping, and nothing
+    /// accesses the range afterwards.
+    unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize);
+
+    /// Makes a decommitted range usable again (zeroed).
+    ///
+    /// # Safety
+    /// The range lies inside one live mapping and is page aligned.
+    unsafe fn commit(&self, ptr: NonNull<u8>, size: usize) -> Result<(), OsError>;
+
+    /// Gives the physical memory of a range back; its contents are lost.
+    ///
+    /// # Safety
+    /// The range lies inside one live mapping, is page aligned, and nothing
+    /// accesses it until it is committed again.
+    unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize);
+
+    /// The books, if this OS layer keeps them (the simulated one does).
+    fn books(&self) -> Option<OsBooks> {
+        None
+    }
+
+    /// Whether `[ptr, ptr + size)` lies inside one live mapping, if known.
+    fn is_mapped(&self, ptr: usize, size: usize) -> Option<bool> {
+        let _ = (ptr, size);
+        None
+    }
+
+    /// Called when the allocator hands a block to the user (`live == true`)
+    /// or takes it back (`live == false`): the fuzzing OS layer poisons freed
+    /// blocks for AddressSanitizer. The native layer does nothing.
+    #[inline(always)]
+    fn mark_block(&self, ptr: *mut u8, size: usize, live: bool) {
+        let _ = (ptr, size, live);
+    }
+}
+
+/// Atomic word used by the allocator for synchronisation.
+pub trait AtomicUsizeOps: Send + Sync {
+    fn new(v: usize) -> Self;
+    fn load(&self, order: Ordering) -> usize;
+    fn store(&self, v: usize, order: Ordering);
+    fn swap(&self, v: usize, order: Ordering) -> usize;
+    fn fetch_add(&self, v: usize, order: Ordering) -> usize;
+    fn fetch_sub(&self, v: usize, order: Ordering) -> usize;
+    fn compare_exchange(
+        &self,
+        current: usize,
+        new: usize,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<usize, usize>;
+}
+
+/// Atomic pointer used by the allocator for synchronisation.
+pub trait AtomicPtrOps<T>: Send + Sync {
+    fn new(p: *mut T) -> Self;
+    fn load(&self, order: Ordering) -> *mut T;
+    fn store(&self, p: *mut T, order: Ordering);
+    fn swap(&self, p: *mut T, order: Ordering) -> *mut T;
+    fn compare_exchange(
+        &self,
+        current: *mut T,
+        new: *mut T,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<*mut T, *mut T>;
+    fn compare_exchange_weak(
+        &self,
+        current: *mut T,
+        new: *mut T,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<*mut T, *mut T>;
+}
+
+/// A mutual-exclusion lock around a `T`.
+///
+/// Implementations must not allocate through the allocator and must yield
+/// (not spin forever) under contention.
+pub trait MutexOps<T>: Send + Sync {
+    fn new(v: T) -> Self;
+    /// Runs `f` with exclusive access to the protected value.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+}
+
+/// The thread-scheduling layer: atomics, locks and yield points.
+///
+/// (Not called `Sync`: that would shadow `core::marker::Sync`.)
+pub trait Sched: 'static + Send + Sync {
+    type AtomicUsize: AtomicUsizeOps;
+    type AtomicPtr<T>: AtomicPtrOps<T>;
+    type Mutex<T: Send>: MutexOps<T>;
+
+    /// A hint inside a retry loop (a CAS that lost a race).
+    fn spin_loop_hint();
+}
+
+/// One world: an OS layer, a scheduling layer and the sizes.
+pub trait Platform: 'static + Sized {
+    type Os: Os;
+    type Sched: Sched;
+    /// Segment, slab and class sizes; see [`Geometry`].
+    const GEOMETRY: Geometry;
+}
+
+/// Shorthands used throughout the crate.
+pub(crate) type AtomicUsizeOf<P> = <<P as Platform>::Sched as Sched>::AtomicUsize;
+pub(crate) type AtomicPtrOf<P, T> = <<P as Platform>::Sched as Sched>::AtomicPtr<T>;
+pub(crate) type MutexOf<P, T> = <<P as Platform>::Sched as Sched>::Mutex<T>;

@@ -1,0 +1,211 @@
+//! Size classes: 16-byte steps up to 128 bytes, then four classes per
+//! power of two (160, 192, 224, 256, 320, ...). Internal waste is at most
+//! 25 % of the request above 128 bytes (and at most 15 bytes below), never
+//! the 50 % of power-of-two classes.
+//!
+//! Every class size is a multiple of 16, so every block is 16-aligned; a
+//! class `2^k * {5,6,7,8}/4 * ...` is a multiple of `2^(k-2)`, which is how
+//! larger alignments are served from slabs (see [`class_for`]).
+
+use crate::geometry::{MAX_SLAB_ALIGN, MIN_ALIGN, MIN_BLOCK_SIZE};
+
+/// Classes 0..8 are 16..=128 in steps of 16.
+const LINEAR_CLASSES: usize = 8;
+const LINEAR_MAX: usize = 128;
+/// Classes per power of two above `LINEAR_MAX`.
+const STEPS_PER_OCTAVE: usize = 4;
+
+/// The largest class size in the table (geometries use a prefix of it).
+pub const MAX_CLASS_SIZE: usize = 256 * 1024;
+/// Number of classes in the table.
+pub const CLASS_TABLE_LEN: usize = class_of_size(MAX_CLASS_SIZE) + 1;
+/// The most classes any geometry can use; sizes the per-heap arrays.
+pub const MAX_CLASSES: usize = CLASS_TABLE_LEN;
+
+/// The block size (the stride) of class `class_idx`.
+///
+/// This is the one stride definition: capacity, carving, refill and the
+/// checker all use it.
+#[inline(always)]
+pub const fn class_size(class_idx: usize) -> usize {
+    if class_idx < LINEAR_CLASSES {
+        (class_idx + 1) * MIN_BLOCK_SIZE
+    } else {
+        let k = class_idx - LINEAR_CLASSES;
+        let octave = k / STEPS_PER_OCTAVE; // 0 => (128, 256]
+        let step = k % STEPS_PER_OCTAVE + 1; // 1..=4
+        let base = LINEAR_MAX << octave;
+        base + step * (base / STEPS_PER_OCTAVE)
+    }
+}
+
+/// The smallest class whose size is at least `size` (`size == 0` is class 0).
+#[inline(always)]
+pub const fn class_of_size(size: usize) -> usize {
+    if size <= LINEAR_MAX {
+        let s = if size == 0 { 1 } else { size };
+        (s + MIN_BLOCK_SIZE - 1) / MIN_BLOCK_SIZE - 1
+    } else {
+        let s = size - 1; // s >= 128
+        let msb = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 7
+        let quarter = (s >> (msb - 2)) & (STEPS_PER_OCTAVE - 1);
+        LINEAR_CLASSES + (msb - 7) * STEPS_PER_OCTAVE + quarter
+    }
+}
+
+/// Lookup table for requests up to [`SMALL_LOOKUP_MAX`] bytes, indexed by
+/// `(size + 15) >> 4`: the fast path is a shift and a byte load.
+pub const SMALL_LOOKUP_MAX: usize = 1024;
+static SMALL_LOOKUP: [u8; SMALL_LOOKUP_MAX / 16 + 1] = {
+    let mut t = [0u8; SMALL_LOOKUP_MAX / 16 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = class_of_size(i * 16) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The class for `size` with the default alignment, by table below 1 KiB.
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    if size <= SMALL_LOOKUP_MAX {
+        SMALL_LOOKUP[(size + 15) >> 4] as usize
+    } else {
+        class_of_size(size)
+    }
+}
+
+/// The class serving `size` bytes aligned to `align`, or `None` when no
+/// class of the table does (too big, or an alignment slabs do not give).
+///
+/// A block of class `c` is aligned to `align` when `class_size(c)` is a
+/// multiple of `align` and the slab's first block is aligned to the largest
+/// power of two dividing the class size (capped at [`MAX_SLAB_ALIGN`]); the
+/// segment layout guarantees the latter (see `segment::block_start`).
+#[inline]
+pub fn class_for(size: usize, align: usize) -> Option<usize> {
+    if align <= MIN_ALIGN {
+        return if size <= MAX_CLASS_SIZE { Some(class_of(size)) } else { None };
+    }
+    if align > MAX_SLAB_ALIGN || !align.is_power_of_two() {
+        return None;
+    }
+    let want = if size < align { align } else { size };
+    if want > MAX_CLASS_SIZE {
+        return None;
+    }
+    let mut c = class_of_size(want);
+    while c < CLASS_TABLE_LEN {
+        if class_size(c) % align == 0 {
+            return Some(c);
+        }
+        c += 1;
+    }
+    None
+}
+
+/// The largest power of two dividing `class_size(c)`, capped at
+/// [`MAX_SLAB_ALIGN`]: the alignment every block of the class gets.
+#[inline]
+pub const fn class_align(class_idx: usize) -> usize {
+    let s = class_size(class_idx);
+    let a = 1usize << s.trailing_zeros();
+    if a > MAX_SLAB_ALIGN {
+        MAX_SLAB_ALIGN
+    } else {
+        a
+    }
+}
+
+/// Magic multiplier for dividing a slab offset by the class stride without
+/// a division: `offset / stride == (offset * magic) >> DIV_SHIFT` for every
+/// `offset < 2^DIV_MAX_OFFSET_SHIFT` (checked exhaustively per class in tests).
+pub const DIV_SHIFT: u32 = 41;
+pub const DIV_MAX_OFFSET_SHIFT: u32 = 21;
+
+#[inline(always)]
+pub const fn div_magic(stride: usize) -> u64 {
+    (1u64 << DIV_SHIFT).div_ceil(stride as u64)
+}
+
+#[inline(always)]
+pub const fn div_by_magic(offset: usize, magic: u64) -> usize {
+    ((offset as u64 * magic) >> DIV_SHIFT) as usize
+}
+
+const _: () = assert!(class_size(0) == 16 && class_size(7) == 128);
+const _: () = assert!(class_size(8) == 160 && class_size(11) == 256 && class_size(12) == 320);
+const _: () = assert!(class_size(CLASS_TABLE_LEN - 1) == MAX_CLASS_SIZE);
+const _: () = assert!(CLASS_TABLE_LEN <= u8::MAX as usize);
+const _: () = assert!(MIN_BLOCK_SIZE == MIN_ALIGN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_size_maps_to_the_smallest_class_that_holds_it() {
+        for size in 0..=MAX_CLASS_SIZE {
+            let c = class_of_size(size);
+            assert!(class_size(c) >= size, "size {size} class {c}");
+            if c > 0 {
+                assert!(class_size(c - 1) < size.max(1), "size {size} class {c} not smallest");
+            }
+            if size <= SMALL_LOOKUP_MAX {
+                assert_eq!(class_of(size), c);
+            }
+        }
+    }
+
+    #[test]
+    fn classes_are_increasing_16_aligned_and_waste_is_bounded() {
+        for c in 1..CLASS_TABLE_LEN {
+            let (prev, cur) = (class_size(c - 1), class_size(c));
+            assert!(cur > prev);
+            assert_eq!(cur % 16, 0);
+            if prev >= LINEAR_MAX {
+                // the worst request is prev + 1: waste (cur - prev - 1) / (prev + 1) <= 25 %
+                assert!((cur - prev - 1) * 4 <= prev + 1, "class {c}: {prev} -> {cur}");
+            } else {
+                assert!(cur - prev <= 16);
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_classes_are_multiples_of_the_alignment() {
+        let mut align = 32;
+        while align <= MAX_SLAB_ALIGN {
+            for size in [1, align - 1, align, align + 1, 3 * align, 10_000] {
+                let c = class_for(size, align).unwrap();
+                assert!(class_size(c) >= size);
+                assert_eq!(class_size(c) % align, 0);
+                assert!(class_align(c) >= align);
+            }
+            align *= 2;
+        }
+        assert_eq!(class_for(100, 8192), None);
+        assert_eq!(class_for(100, 48), None);
+        assert_eq!(class_for(MAX_CLASS_SIZE + 1, 16), None);
+    }
+
+    #[test]
+    fn magic_division_is_exact_for_every_offset_in_a_segment() {
+        for c in 0..CLASS_TABLE_LEN {
+            let stride = class_size(c);
+            let magic = div_magic(stride);
+            // exhaustive over block starts and their neighbours
+            let mut off = 0;
+            while off < (1 << DIV_MAX_OFFSET_SHIFT) {
+                for d in [0, 1, stride - 1] {
+                    let o = off + d;
+                    if o < (1 << DIV_MAX_OFFSET_SHIFT) {
+                        assert_eq!(div_by_magic(o, magic), o / stride, "stride {stride} off {o}");
+                    }
+                }
+                off += stride;
+            }
+        }
+    }
+}

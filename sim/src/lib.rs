@@ -1,0 +1,1 @@
+//! hakmem-sim: the deterministic harness.
