@@ -135,7 +135,8 @@ impl Geometry {
 
     /// Checks GEO-NEST and GEO-CLASS; `Err` names the broken one.
     pub const fn validate(&self) -> Result<(), &'static str> {
-        if self.small_slab_shift >= self.segment_shift || self.mid_slab_shift >= self.segment_shift {
+        if self.small_slab_shift >= self.segment_shift || self.mid_slab_shift >= self.segment_shift
+        {
             return Err("GEO-NEST: a slab is not smaller than its segment");
         }
         if self.slab_count(SlabKind::Small) < 2 || self.slab_count(SlabKind::Mid) < 2 {
@@ -159,7 +160,9 @@ impl Geometry {
             return Err("GEO-CLASS: mid_max_size is not a class size");
         }
         if self.small_max_size * MIN_SLAB_BLOCKS > self.slab_size(SlabKind::Small) {
-            return Err("GEO-CLASS: small_max_size does not fit MIN_SLAB_BLOCKS times in a small slab");
+            return Err(
+                "GEO-CLASS: small_max_size does not fit MIN_SLAB_BLOCKS times in a small slab",
+            );
         }
         if self.mid_max_size * MIN_SLAB_BLOCKS > self.slab_size(SlabKind::Mid) {
             return Err("GEO-CLASS: mid_max_size does not fit MIN_SLAB_BLOCKS times in a mid slab");

@@ -106,6 +106,12 @@ pub unsafe trait Os: Send + Sync {
         None
     }
 
+    /// A random word for the free-tag secret (see `block.rs`). The
+    /// simulated layers return a constant, so runs are reproducible.
+    fn entropy(&self) -> usize {
+        0x9e37_79b9_7f4a_7c15
+    }
+
     /// Called when the allocator hands a block to the user (`live == true`)
     /// or takes it back (`live == false`): the fuzzing OS layer poisons freed
     /// blocks for AddressSanitizer. The native layer does nothing.

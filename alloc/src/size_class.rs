@@ -44,7 +44,7 @@ pub const fn class_size(class_idx: usize) -> usize {
 pub const fn class_of_size(size: usize) -> usize {
     if size <= LINEAR_MAX {
         let s = if size == 0 { 1 } else { size };
-        (s + MIN_BLOCK_SIZE - 1) / MIN_BLOCK_SIZE - 1
+        s.div_ceil(MIN_BLOCK_SIZE) - 1
     } else {
         let s = size - 1; // s >= 128
         let msb = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 7
@@ -86,7 +86,11 @@ pub fn class_of(size: usize) -> usize {
 #[inline]
 pub fn class_for(size: usize, align: usize) -> Option<usize> {
     if align <= MIN_ALIGN {
-        return if size <= MAX_CLASS_SIZE { Some(class_of(size)) } else { None };
+        return if size <= MAX_CLASS_SIZE {
+            Some(class_of(size))
+        } else {
+            None
+        };
     }
     if align > MAX_SLAB_ALIGN || !align.is_power_of_two() {
         return None;
@@ -150,7 +154,10 @@ mod tests {
             let c = class_of_size(size);
             assert!(class_size(c) >= size, "size {size} class {c}");
             if c > 0 {
-                assert!(class_size(c - 1) < size.max(1), "size {size} class {c} not smallest");
+                assert!(
+                    class_size(c - 1) < size.max(1),
+                    "size {size} class {c} not smallest"
+                );
             }
             if size <= SMALL_LOOKUP_MAX {
                 assert_eq!(class_of(size), c);
@@ -166,7 +173,10 @@ mod tests {
             assert_eq!(cur % 16, 0);
             if prev >= LINEAR_MAX {
                 // the worst request is prev + 1: waste (cur - prev - 1) / (prev + 1) <= 25 %
-                assert!((cur - prev - 1) * 4 <= prev + 1, "class {c}: {prev} -> {cur}");
+                assert!(
+                    (cur - prev - 1) * 4 <= prev + 1,
+                    "class {c}: {prev} -> {cur}"
+                );
             } else {
                 assert!(cur - prev <= 16);
             }
@@ -201,7 +211,11 @@ mod tests {
                 for d in [0, 1, stride - 1] {
                     let o = off + d;
                     if o < (1 << DIV_MAX_OFFSET_SHIFT) {
-                        assert_eq!(div_by_magic(o, magic), o / stride, "stride {stride} off {o}");
+                        assert_eq!(
+                            div_by_magic(o, magic),
+                            o / stride,
+                            "stride {stride} off {o}"
+                        );
                     }
                 }
                 off += stride;

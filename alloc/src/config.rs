@@ -1,0 +1,92 @@
+//! Tuning knobs, in one place, with documented defaults.
+
+use crate::zoo::Zoo;
+
+/// Allocator tuning. [`Config::DEFAULT`] is what the native allocator
+/// uses; [`Config::TINY`] makes every transition (cache overflow, periodic
+/// drain, slab retirement, segment caching and eviction, decommit) happen
+/// within a few ops, for the simulation and shuttle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Frees (by the owning heap) between two periodic drains, in which
+    /// every class cache gives half its blocks back to their slabs so that
+    /// slabs can become empty. Default 4096.
+    pub drain_interval: u32,
+    /// Per-class thread-cache budget in bytes: a class caches
+    /// `clamp(cache_bytes / class_size, cache_min, cache_max)` blocks;
+    /// a refill takes half of that. Default 64 KiB, 4..=1024 blocks.
+    pub cache_bytes: usize,
+    pub cache_min: u32,
+    pub cache_max: u32,
+    /// Empty segments kept mapped (most recently emptied first) before the
+    /// oldest are unmapped. Default 32 MiB (16 segments).
+    pub segment_cache_bytes: usize,
+    /// Freed large mappings kept for reuse: total bytes and count.
+    /// Default 64 MiB, 64 mappings.
+    pub large_cache_bytes: usize,
+    pub large_cache_count: usize,
+    /// Bytes of retired slabs kept committed (in retirement order) before
+    /// the oldest are decommitted. Default 8 MiB.
+    pub decommit_delay_bytes: usize,
+    /// Bytes of empty segments that `trim` keeps mapped (decommitted).
+    /// Default 0: after a trim only metadata stays mapped.
+    pub retain_bytes: usize,
+    /// Secret for free tags (see `block.rs`); 0 picks one from the OS
+    /// layer's entropy at first use.
+    pub tag_key: usize,
+    /// Historic bugs switched on (only with the `zoo` feature).
+    pub zoo: Zoo,
+}
+
+impl Config {
+    pub const DEFAULT: Config = Config {
+        drain_interval: 4096,
+        cache_bytes: 64 * 1024,
+        cache_min: 4,
+        cache_max: 1024,
+        segment_cache_bytes: 32 << 20,
+        large_cache_bytes: 64 << 20,
+        large_cache_count: 64,
+        decommit_delay_bytes: 8 << 20,
+        retain_bytes: 0,
+        tag_key: 0,
+        zoo: Zoo::NONE,
+    };
+
+    /// For tiny geometries: small caches, frequent drains, one cached
+    /// segment, two cached large mappings, two slabs before decommit.
+    pub const TINY: Config = Config {
+        drain_interval: 16,
+        cache_bytes: 256,
+        cache_min: 2,
+        cache_max: 8,
+        segment_cache_bytes: 64 * 1024,
+        large_cache_bytes: 256 * 1024,
+        large_cache_count: 2,
+        decommit_delay_bytes: 8 * 1024,
+        retain_bytes: 0,
+        tag_key: 0x5eed_0000_0000_f00f,
+        zoo: Zoo::NONE,
+    };
+
+    /// Capacity of the thread cache of a class of `class_size` bytes.
+    pub const fn cache_capacity(&self, class_size: usize) -> u32 {
+        let n = self.cache_bytes / class_size;
+        let n = if n > self.cache_max as usize {
+            self.cache_max as usize
+        } else {
+            n
+        };
+        if n < self.cache_min as usize {
+            self.cache_min
+        } else {
+            n as u32
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::DEFAULT
+    }
+}

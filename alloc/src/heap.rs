@@ -1,0 +1,614 @@
+//! The per-thread heap: thread caches in front of the slabs it owns.
+//!
+//! * `alloc`: pop from the class's thread cache; on a miss, refill a batch
+//!   from the current slab (local free list, then its collected remote
+//!   queue, then bump carving), moving on to another owned slab with free
+//!   blocks, an abandoned slab (adoption) or a fresh slab from the pool.
+//! * `free` by the owner: push onto the thread cache; when the cache is
+//!   over capacity, and every `drain_interval` frees, drain blocks back to
+//!   their slabs' free lists — which is what lets a slab become empty.
+//! * `free` by anyone else: push onto the slab's remote queue.
+//! * Exit (`abandon`): flush the caches, collect, retire empty slabs and
+//!   leave the others on the pool's abandoned lists for adoption.
+//!
+//! Invariants (checked in check.rs):
+//! I4 HEAP-CLASS  every cached block belongs to a slab of the cache's class
+//!                owned by this heap; every slab on a class list is owned by
+//!                this heap and has that class; `current` is on its list
+//! I5 HEAP-EMPTY  after a flush (`drain`), no slab this heap owns is empty
+
+use core::cell::Cell;
+use core::ptr::{self, NonNull};
+
+use crate::allocator::Allocator;
+use crate::block::{self, Block};
+use crate::error::{AllocError, FreeError, ReallocError};
+use crate::geometry::MIN_ALIGN;
+use crate::list::Links;
+use crate::platform::{AtomicUsizeOps, MutexOps, Os, Platform};
+use crate::pool::SlabList;
+use crate::registry::{Region, RegistryView};
+use crate::segment::Segment;
+use crate::size_class::{class_for, class_of, class_size, MAX_CLASSES, SMALL_LOOKUP_MAX};
+use crate::slab::{BlockLookup, Slab, SlabState};
+use crate::stats::HeapStats;
+use crate::thread_cache::ThreadCache;
+use crate::zoo::{Bug, Zoo};
+
+use core::sync::atomic::Ordering::Relaxed;
+
+/// How many owned slabs a refill looks at before going to the pool.
+const SCAN_LIMIT: usize = 8;
+/// How many abandoned slabs one refill may adopt.
+const ADOPT_LIMIT: usize = 4;
+
+pub(crate) struct HeapClass<P: Platform> {
+    /// The slab refills try first (on `slabs`), or null.
+    pub(crate) current: *mut Slab<P>,
+    /// Every slab this heap owns for the class.
+    pub(crate) slabs: SlabList<P>,
+}
+
+/// A heap's state. It lives in OS-mapped metadata (see `Allocator::create_heap`),
+/// never in memory from the allocator itself.
+#[repr(C)]
+pub struct HeapData<P: Platform> {
+    // ---- hot: the fast paths read only these ----
+    pub(crate) caches: [ThreadCache; MAX_CLASSES],
+    pub(crate) free_countdown: u32,
+    /// True from a flush until the next refill (I5 applies then).
+    pub(crate) flushed: bool,
+    pub(crate) id: usize,
+    pub(crate) key: usize,
+    pub(crate) zoo: Zoo,
+    pub(crate) registry: RegistryView,
+    pub(crate) alloc: *const Allocator<P>,
+    // ---- slow paths ----
+    pub(crate) classes: [HeapClass<P>; MAX_CLASSES],
+    pub(crate) stats: HeapStats,
+    /// Links on the allocator's heap list (or its free-slot chain).
+    pub(crate) next: Cell<*mut HeapData<P>>,
+    pub(crate) prev: Cell<*mut HeapData<P>>,
+}
+
+pub(crate) struct HeapLinks;
+impl<P: Platform> Links<HeapData<P>> for HeapLinks {
+    fn next(t: &HeapData<P>) -> &Cell<*mut HeapData<P>> {
+        &t.next
+    }
+    fn prev(t: &HeapData<P>) -> &Cell<*mut HeapData<P>> {
+        &t.prev
+    }
+}
+
+/// Slabs found empty during a drain, retired together under one lock.
+struct RetireBatch<P: Platform> {
+    slabs: [*mut Slab<P>; 16],
+    len: usize,
+}
+
+impl<P: Platform> HeapData<P> {
+    pub(crate) fn new(alloc: &Allocator<P>, id: usize, key: usize) -> Self {
+        let cfg = &alloc.config;
+        let caches = core::array::from_fn(|c| ThreadCache::new(cfg.cache_capacity(class_size(c))));
+        HeapData {
+            caches,
+            free_countdown: cfg.drain_interval.max(1),
+            flushed: false,
+            id,
+            key,
+            zoo: cfg.zoo,
+            registry: alloc.registry_view(),
+            alloc,
+            classes: core::array::from_fn(|_| HeapClass {
+                current: ptr::null_mut(),
+                slabs: SlabList::new(),
+            }),
+            stats: HeapStats::new(),
+            next: Cell::new(ptr::null_mut()),
+            prev: Cell::new(ptr::null_mut()),
+        }
+    }
+
+    /// The allocator, with a lifetime not tied to `self`: a heap never
+    /// outlives its allocator (`Heap<'a>` borrows it; the native allocator
+    /// is a static), so the reference stays valid while the heap is used.
+    #[inline(always)]
+    pub(crate) fn allocator<'x>(&self) -> &'x Allocator<P> {
+        // SAFETY: see above.
+        unsafe { &*self.alloc }
+    }
+
+    // ------------------------------------------------------------------
+    // alloc
+
+    /// Allocates `size` bytes aligned to `align`, which must be a power of
+    /// two (anything else is `BadAlign`).
+    #[inline(always)]
+    pub fn alloc(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        if !align.is_power_of_two() {
+            return Err(AllocError::BadAlign { align });
+        }
+        self.alloc_pow2(size, align)
+    }
+
+    /// [`alloc`](Self::alloc) for an alignment already known to be a power
+    /// of two (a `Layout`'s, or the C ABI's default): the fast path is a
+    /// class lookup, a pop and one branch.
+    #[inline(always)]
+    pub fn alloc_pow2(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        debug_assert!(align.is_power_of_two());
+        if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
+            let c = class_of(size);
+            // SAFETY: `class_of` of a size up to SMALL_LOOKUP_MAX is below
+            // every geometry's class count (LayoutChecks).
+            let cache = unsafe { self.caches.get_unchecked_mut(c) };
+            let b = cache.pop();
+            if !b.is_null() {
+                // SAFETY: a cached block is a free block of one of our slabs.
+                unsafe { block::make_live(b) };
+                self.allocator()
+                    .os
+                    .mark_block(b.cast(), class_size(c), true);
+                // SAFETY: non-null checked above.
+                return Ok(unsafe { NonNull::new_unchecked(b.cast()) });
+            }
+        }
+        self.alloc_slow(size, align, false)
+    }
+
+    /// Allocates zeroed memory (`align` as for [`alloc`](Self::alloc)).
+    pub fn alloc_zeroed(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        self.alloc_slow(size, align, true)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(
+        &mut self,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if !align.is_power_of_two() {
+            return Err(AllocError::BadAlign { align });
+        }
+        match class_for(size, align) {
+            Some(c) if c < P::GEOMETRY.class_count() => {
+                let mut b = self.caches[c].pop();
+                if b.is_null() {
+                    b = self.refill(c)?;
+                }
+                // SAFETY: a block from our cache, of class `c`.
+                unsafe {
+                    block::make_live(b);
+                    if zeroed {
+                        ptr::write_bytes(b.cast::<u8>(), 0, size);
+                    }
+                }
+                self.allocator()
+                    .os
+                    .mark_block(b.cast(), class_size(c), true);
+                // SAFETY: refill never returns null.
+                Ok(unsafe { NonNull::new_unchecked(b.cast()) })
+            }
+            _ => self.allocator().large_alloc(size, align, zeroed),
+        }
+    }
+
+    /// Refills the cache of class `c` and pops one block.
+    fn refill(&mut self, c: usize) -> Result<*mut Block, AllocError> {
+        let want = (self.caches[c].cap / 2).max(1);
+        loop {
+            let cur = self.classes[c].current;
+            if !cur.is_null() {
+                // SAFETY: `current` is a slab we own, of class `c`, committed.
+                let n = unsafe { (*cur).take(want, &mut self.caches[c], self.key, self.zoo) };
+                if n > 0 {
+                    self.stats.refills.bump();
+                    self.flushed = false;
+                    return Ok(self.caches[c].pop());
+                }
+                // Exhausted: to the back of the list, so scans find slabs
+                // with free blocks first.
+                // SAFETY: `current` is on this class list.
+                unsafe {
+                    self.classes[c].slabs.remove(cur);
+                    self.classes[c].slabs.push_back(cur);
+                }
+                self.classes[c].current = ptr::null_mut();
+            }
+            self.next_slab(c)?;
+        }
+    }
+
+    /// Makes some slab with free blocks `current`: one we own, else an
+    /// adopted one, else a fresh one from the pool.
+    fn next_slab(&mut self, c: usize) -> Result<(), AllocError> {
+        let mut s = self.classes[c].slabs.head;
+        let mut n = 0;
+        while !s.is_null() && n < SCAN_LIMIT {
+            // SAFETY: slabs on our list are ours and live.
+            if unsafe { (*s).has_free() } {
+                self.classes[c].current = s;
+                return Ok(());
+            }
+            // SAFETY: `s` is on this list.
+            s = unsafe { self.classes[c].slabs.next_of(s) };
+            n += 1;
+        }
+        for _ in 0..ADOPT_LIMIT {
+            let s = self.adopt(c);
+            if s.is_null() {
+                break;
+            }
+            // SAFETY: just adopted: ours.
+            if unsafe { (*s).has_free() } {
+                self.classes[c].current = s;
+                return Ok(());
+            }
+        }
+        let s = self
+            .allocator()
+            .fresh_slab(c, self.id)
+            .map_err(AllocError::OutOfMemory)?;
+        // SAFETY: a fresh slab bound to us, on no list.
+        unsafe { self.classes[c].slabs.push_front(s) };
+        self.classes[c].current = s;
+        Ok(())
+    }
+
+    /// Adoption, in one place: acquire an abandoned slab of class `c`
+    /// (under the pool lock, which owns it while abandoned) → collect its
+    /// remote queue → bind it to this heap. Returns null if none.
+    fn adopt(&mut self, c: usize) -> *mut Slab<P> {
+        let id = self.id;
+        let s = self.allocator().pool.with(|st| {
+            let s = st.pop_abandoned(c);
+            if !s.is_null() {
+                // SAFETY: an abandoned slab is a live record; the lock we
+                // hold owns it, and now hands it to us.
+                unsafe {
+                    (*s).owner.store(id, Relaxed);
+                    (*s).state.set(SlabState::Owned);
+                }
+            }
+            s
+        });
+        if s.is_null() {
+            return s;
+        }
+        // SAFETY: ours now.
+        unsafe { (*s).collect(self.zoo) };
+        // SAFETY: the slab is on no list.
+        unsafe { self.classes[c].slabs.push_front(s) };
+        self.allocator().stats.adoptions.add(1);
+        s
+    }
+
+    // ------------------------------------------------------------------
+    // free
+
+    /// Frees a block, or says why it cannot (nothing changes then).
+    #[inline(always)]
+    pub fn free(&mut self, p: NonNull<u8>) -> Result<(), FreeError> {
+        let addr = p.as_ptr() as usize;
+        if self.registry.lookup(addr, P::GEOMETRY.segment_shift) != Region::Segment {
+            return self.free_other(addr);
+        }
+        // SAFETY: the registry says a live segment starts at the granule.
+        let seg = unsafe { &*Segment::<P>::of(addr) };
+        // SAFETY: the slab table of a live segment is initialised.
+        let slab = unsafe { &*seg.slab_of(addr) };
+        if let Err(e) = slab.block_index(addr) {
+            return Err(lookup_error(e, addr));
+        }
+        let b = addr as *mut Block;
+        // SAFETY: a carved block start of an in-use slab: readable.
+        if unsafe { block::read_tag(b) } == block::tag(addr, self.key) {
+            return Err(FreeError::DoubleFree { ptr: addr });
+        }
+        let class = slab.class();
+        self.allocator()
+            .os
+            .mark_block(b.cast(), class_size(class), false);
+        if slab.owner.load(Relaxed) == self.id {
+            // SAFETY: the slab's class is below the class count.
+            let cache = unsafe { self.caches.get_unchecked_mut(class) };
+            // SAFETY: the block was live and is ours to link.
+            unsafe { block::make_free(b, cache.head, self.key) };
+            cache.head = b;
+            cache.count += 1;
+            let over = cache.count > cache.cap;
+            self.free_countdown -= 1;
+            if over || self.free_countdown == 0 {
+                self.after_free_slow(class);
+            }
+        } else {
+            self.free_remote(slab, b);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_other(&mut self, addr: usize) -> Result<(), FreeError> {
+        match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
+            Region::Large => self.allocator().large_free(addr),
+            _ => Err(FreeError::NotOwned { ptr: addr }),
+        }
+    }
+
+    #[inline(never)]
+    fn free_remote(&mut self, slab: &Slab<P>, b: *mut Block) {
+        // SAFETY: the block was live; the push writes its link.
+        unsafe { block::make_free(b, ptr::null_mut(), self.key) };
+        if self.zoo.on(Bug::RetireWithRemoteInFlight) {
+            // Zoo bug 6: the freeing thread takes the block off `used`
+            // before its push lands; the owner may retire the slab between.
+            slab.used.set(slab.used.get().wrapping_sub(1));
+        }
+        // SAFETY: REMOTE-LIVE: the block is counted in `used` until the
+        // owner collects it; we do not touch the slab afterwards.
+        unsafe { slab.remote.push(b, self.zoo) };
+        self.stats.remote_frees.bump();
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn after_free_slow(&mut self, class: usize) {
+        if self.caches[class].is_over() {
+            let keep = self.caches[class].cap / 2;
+            self.drain_class(class, keep);
+        }
+        if self.free_countdown == 0 {
+            self.free_countdown = self.allocator().config.drain_interval.max(1);
+            for c in 0..P::GEOMETRY.class_count() {
+                let n = self.caches[c].count;
+                if n > 0 {
+                    self.drain_class(c, n / 2);
+                }
+            }
+        }
+    }
+
+    /// Gives cached blocks of class `c` back to their slabs until `keep`
+    /// remain; retires slabs that become empty (except `current`).
+    pub(crate) fn drain_class(&mut self, c: usize, keep: u32) {
+        let mut batch = RetireBatch::<P> {
+            slabs: [ptr::null_mut(); 16],
+            len: 0,
+        };
+        while self.caches[c].count > keep {
+            let b = self.caches[c].pop();
+            // SAFETY: a cached block lies in a live segment (I4).
+            let slab_ptr = unsafe { (*Segment::<P>::of(b as usize)).slab_of(b as usize) };
+            // SAFETY: as above; we own the slab.
+            let emptied = unsafe { (*slab_ptr).push_local(b, self.zoo) };
+            if emptied && slab_ptr != self.classes[c].current {
+                if batch.len == batch.slabs.len() {
+                    self.retire_batch(c, &mut batch);
+                }
+                batch.slabs[batch.len] = slab_ptr;
+                batch.len += 1;
+            }
+        }
+        self.retire_batch(c, &mut batch);
+        self.stats.drains.bump();
+    }
+
+    fn retire_batch(&mut self, c: usize, batch: &mut RetireBatch<P>) {
+        if batch.len == 0 {
+            return;
+        }
+        for &s in &batch.slabs[..batch.len] {
+            // SAFETY: the slab is on our class list.
+            unsafe { self.classes[c].slabs.remove(s) };
+        }
+        let a = self.allocator();
+        a.pool.with(|st| {
+            for &s in &batch.slabs[..batch.len] {
+                st.retire_slab(a, s);
+            }
+        });
+        batch.len = 0;
+    }
+
+    /// Collects every owned slab's remote queue; retires the slabs that are
+    /// empty (`current` too when `retire_current`).
+    pub fn collect(&mut self) {
+        self.collect_all(false);
+    }
+
+    fn collect_all(&mut self, retire_current: bool) {
+        for c in 0..P::GEOMETRY.class_count() {
+            let mut batch = RetireBatch::<P> {
+                slabs: [ptr::null_mut(); 16],
+                len: 0,
+            };
+            let mut s = self.classes[c].slabs.head;
+            while !s.is_null() {
+                // SAFETY: slabs on our list are ours and live.
+                let slab = unsafe { &*s };
+                // SAFETY: `s` is on this list.
+                let next = unsafe { self.classes[c].slabs.next_of(s) };
+                slab.collect(self.zoo);
+                if slab.used.get() == 0 && (retire_current || s != self.classes[c].current) {
+                    if s == self.classes[c].current {
+                        self.classes[c].current = ptr::null_mut();
+                    }
+                    if batch.len == batch.slabs.len() {
+                        self.retire_batch(c, &mut batch);
+                    }
+                    batch.slabs[batch.len] = s;
+                    batch.len += 1;
+                }
+                s = next;
+            }
+            self.retire_batch(c, &mut batch);
+        }
+    }
+
+    /// Drains every cache completely, collects every remote queue and
+    /// retires every empty slab: afterwards I5 holds for this heap.
+    pub fn flush(&mut self) {
+        for c in 0..P::GEOMETRY.class_count() {
+            self.drain_class(c, 0);
+        }
+        self.collect_all(true);
+        self.flushed = true;
+    }
+
+    /// Thread exit: flush, then leave every remaining slab for adoption.
+    pub(crate) fn abandon(&mut self) {
+        if self.zoo.on(Bug::ExitLeaksCache) {
+            // Zoo bug 8: the thread cache is forgotten: its blocks stay
+            // counted in their slabs' `used` and nobody will return them.
+            for cache in self.caches.iter_mut() {
+                *cache = ThreadCache::new(cache.cap);
+            }
+            self.collect_all(true);
+        } else {
+            self.flush();
+        }
+        let a = self.allocator();
+        let classes = &mut self.classes;
+        a.pool.with(|st| {
+            for hc in classes.iter_mut().take(P::GEOMETRY.class_count()) {
+                hc.current = ptr::null_mut();
+                loop {
+                    // SAFETY: slabs on our lists are live records.
+                    let s = unsafe { hc.slabs.pop_front() };
+                    if s.is_null() {
+                        break;
+                    }
+                    st.abandon(s);
+                }
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------
+    // realloc, usable_size
+
+    /// The usable size of a live block, validated like a free.
+    pub fn usable_size(&self, p: NonNull<u8>) -> Result<usize, FreeError> {
+        let addr = p.as_ptr() as usize;
+        match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
+            Region::Segment => {
+                // SAFETY: as in `free`.
+                let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
+                slab.block_index(addr).map_err(|e| lookup_error(e, addr))?;
+                // SAFETY: a carved block start.
+                if unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, self.key) {
+                    return Err(FreeError::DoubleFree { ptr: addr });
+                }
+                Ok(slab.stride.load(Relaxed) as usize)
+            }
+            Region::Large => Ok(self.allocator().large_lookup(addr)?.usable()),
+            Region::None => Err(FreeError::NotOwned { ptr: addr }),
+        }
+    }
+
+    /// Resizes a block, in place when its class (or mapping) allows,
+    /// otherwise by allocate + copy + free. On error the old block is
+    /// untouched and still live.
+    pub fn realloc(
+        &mut self,
+        p: NonNull<u8>,
+        new_size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, ReallocError> {
+        let old = self.usable_size(p)?;
+        let addr = p.as_ptr() as usize;
+        if new_size <= old && addr % align.max(1) == 0 {
+            let in_place = match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
+                // Same class: stay. Shrinking below the class: move.
+                Region::Segment => class_for(new_size, align) == class_for(old, align),
+                // Keep the mapping unless it would waste more than half.
+                _ => new_size >= old / 2,
+            };
+            if in_place {
+                return Ok(p);
+            }
+        }
+        let q = self.alloc(new_size, align.max(1))?;
+        // SAFETY: both blocks are live and distinct; `old` bytes of `p` and
+        // `new_size` bytes of `q` are ours.
+        unsafe { ptr::copy_nonoverlapping(p.as_ptr(), q.as_ptr(), old.min(new_size)) };
+        self.free(p)
+            .expect("realloc: a block validated above must free");
+        Ok(q)
+    }
+}
+
+#[inline]
+fn lookup_error(e: BlockLookup, addr: usize) -> FreeError {
+    match e {
+        BlockLookup::NotCarved => FreeError::NotAllocated { ptr: addr },
+        BlockLookup::Interior { block } => FreeError::Interior { ptr: addr, block },
+    }
+}
+
+impl<P: Platform> Allocator<P> {
+    /// A fresh slab of class `c` bound to heap `owner`.
+    pub(crate) fn fresh_slab(
+        &self,
+        c: usize,
+        owner: usize,
+    ) -> Result<*mut Slab<P>, crate::OsError> {
+        let zoo = self.config.zoo;
+        self.pool.with(|st| {
+            let kind = P::GEOMETRY.kind_for(class_size(c));
+            let (seg_ptr, idx) = st.take_free_slab(self, kind)?;
+            // SAFETY: a live segment and one of its slabs, ours under the lock.
+            let seg = unsafe { &*seg_ptr };
+            let slab_ptr = seg.slab(idx);
+            // SAFETY: as above.
+            let slab = unsafe { &*slab_ptr };
+            let (range_start, end) = seg.slab_range(idx);
+            let start = if idx == 0 {
+                seg.base() + Segment::<P>::data_offset(c, zoo)
+            } else {
+                range_start
+            };
+            slab.bind(c, start, end, zoo);
+            slab.owner.store(owner, Relaxed);
+            slab.state.set(SlabState::Owned);
+            Ok(slab_ptr)
+        })
+    }
+}
+
+/// Frees a block for a thread that has no heap (it has exited, or is
+/// being set up): validated like any free, then always pushed onto the
+/// slab's remote queue, which is correct whoever owns the slab.
+pub(crate) fn free_without_heap<P: Platform>(
+    a: &Allocator<P>,
+    p: NonNull<u8>,
+) -> Result<(), FreeError> {
+    let addr = p.as_ptr() as usize;
+    let key = a.key.load(Relaxed);
+    match a.registry_view().lookup(addr, P::GEOMETRY.segment_shift) {
+        Region::Segment => {
+            // SAFETY: the registry marks a live segment there.
+            let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
+            slab.block_index(addr).map_err(|e| lookup_error(e, addr))?;
+            let b = addr as *mut Block;
+            // SAFETY: a carved block start of an in-use slab.
+            if unsafe { block::read_tag(b) } == block::tag(addr, key) {
+                return Err(FreeError::DoubleFree { ptr: addr });
+            }
+            a.os.mark_block(b.cast(), class_size(slab.class()), false);
+            // SAFETY: the block was live; REMOTE-LIVE holds for it.
+            unsafe {
+                block::make_free(b, ptr::null_mut(), key);
+                slab.remote.push(b, a.config.zoo);
+            }
+            a.stats.exited.remote_frees.add(1);
+            Ok(())
+        }
+        Region::Large => a.large_free(addr),
+        Region::None => Err(FreeError::NotOwned { ptr: addr }),
+    }
+}

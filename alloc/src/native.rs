@@ -1,0 +1,399 @@
+//! The native platform: `mmap`/`munmap`/`madvise` through `libc`, `core`
+//! atomics, and a futex lock. This and `global.rs` are the only places that
+//! call `libc`.
+
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+use crate::geometry::Geometry;
+use crate::platform::{AtomicPtrOps, AtomicUsizeOps, MutexOps, Os, OsError, Platform, Sched};
+
+/// The production platform: real memory, real threads, 2 MiB segments.
+pub struct Native;
+
+impl Platform for Native {
+    type Os = NativeOs;
+    type Sched = NativeSched;
+    const GEOMETRY: Geometry = Geometry::PRODUCTION;
+}
+
+/// `mmap`-backed OS layer. Zero-sized: the kernel keeps the books.
+#[derive(Default)]
+pub struct NativeOs;
+
+/// x86_64 and aarch64 Linux user space: 47 bits.
+const USER_ADDRESS_END: usize = 1 << 47;
+const PAGE_SIZE: usize = 4096;
+
+fn errno() -> i32 {
+    // SAFETY: `__errno_location` returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+impl NativeOs {
+    pub const fn new() -> Self {
+        NativeOs
+    }
+
+    fn mmap(size: usize) -> Result<NonNull<u8>, OsError> {
+        // SAFETY: an anonymous private mapping with no fixed address touches
+        // no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(OsError {
+                errno: errno(),
+                size,
+                injected: false,
+            });
+        }
+        NonNull::new(p.cast()).ok_or(OsError {
+            errno: libc::ENOMEM,
+            size,
+            injected: false,
+        })
+    }
+
+    /// Unmaps a range this layer mapped; failures are impossible for a
+    /// valid range, and there is nobody to report them to.
+    ///
+    /// # Safety
+    /// The range was mapped by `mmap` above and is no longer used.
+    unsafe fn munmap(ptr: *mut u8, size: usize) {
+        if size != 0 {
+            // SAFETY: per the caller's contract.
+            unsafe { libc::munmap(ptr.cast(), size) };
+        }
+    }
+}
+
+// SAFETY: `map` returns fresh anonymous mappings (zeroed, readable,
+// writable, aligned by over-mapping and trimming), all below 2^47.
+unsafe impl Os for NativeOs {
+    #[inline]
+    fn page_size(&self) -> usize {
+        PAGE_SIZE
+    }
+
+    fn address_range(&self) -> (usize, usize) {
+        (0, USER_ADDRESS_END)
+    }
+
+    fn map(&self, size: usize, align: usize) -> Result<NonNull<u8>, OsError> {
+        debug_assert!(size % PAGE_SIZE == 0 && align.is_power_of_two());
+        if align <= PAGE_SIZE {
+            return Self::mmap(size);
+        }
+        // Over-map by `align` and trim both ends to get an aligned range.
+        let over = size.checked_add(align).ok_or(OsError {
+            errno: libc::ENOMEM,
+            size,
+            injected: false,
+        })?;
+        let raw = Self::mmap(over)?;
+        let start = raw.as_ptr() as usize;
+        let aligned = (start + align - 1) & !(align - 1);
+        let head = aligned - start;
+        let tail = over - head - size;
+        // SAFETY: head and tail are the parts of our fresh mapping outside
+        // the aligned range we keep; nothing uses them.
+        unsafe {
+            Self::munmap(raw.as_ptr(), head);
+            Self::munmap((aligned + size) as *mut u8, tail);
+        }
+        // SAFETY: `aligned` lies inside the successful mapping, so non-null.
+        Ok(unsafe { NonNull::new_unchecked(aligned as *mut u8) })
+    }
+
+    unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: the caller passes one whole mapping made by `map`.
+        unsafe { Self::munmap(ptr.as_ptr(), size) }
+    }
+
+    unsafe fn commit(&self, _ptr: NonNull<u8>, _size: usize) -> Result<(), OsError> {
+        // MADV_DONTNEED leaves the range mapped and zero-filled on next
+        // touch: nothing to do.
+        Ok(())
+    }
+
+    fn entropy(&self) -> usize {
+        let mut v: usize = 0;
+        // SAFETY: getrandom writes at most `size_of::<usize>()` bytes into `v`.
+        let n = unsafe {
+            libc::getrandom(
+                (&mut v as *mut usize).cast(),
+                core::mem::size_of::<usize>(),
+                0,
+            )
+        };
+        if n != core::mem::size_of::<usize>() as isize {
+            // No entropy source: mix the address-space layout instead.
+            v = (&v as *const usize as usize).rotate_left(17)
+                ^ (Self::mmap as fn(usize) -> _ as usize);
+        }
+        v
+    }
+
+    unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: the caller guarantees the range is inside a live mapping
+        // and unused; MADV_DONTNEED frees its pages (RSS drops now).
+        unsafe { libc::madvise(ptr.as_ptr().cast(), size, libc::MADV_DONTNEED) };
+    }
+}
+
+/// `core` atomics and a futex lock.
+pub struct NativeSched;
+
+impl Sched for NativeSched {
+    type AtomicUsize = AtomicUsize;
+    type AtomicPtr<T> = AtomicPtr<T>;
+    type Mutex<T: Send> = FutexMutex<T>;
+
+    #[inline(always)]
+    fn spin_loop_hint() {
+        core::hint::spin_loop();
+    }
+}
+
+impl AtomicUsizeOps for AtomicUsize {
+    #[inline(always)]
+    fn new(v: usize) -> Self {
+        AtomicUsize::new(v)
+    }
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> usize {
+        AtomicUsize::load(self, order)
+    }
+    #[inline(always)]
+    fn store(&self, v: usize, order: Ordering) {
+        AtomicUsize::store(self, v, order)
+    }
+    #[inline(always)]
+    fn swap(&self, v: usize, order: Ordering) -> usize {
+        AtomicUsize::swap(self, v, order)
+    }
+    #[inline(always)]
+    fn fetch_add(&self, v: usize, order: Ordering) -> usize {
+        AtomicUsize::fetch_add(self, v, order)
+    }
+    #[inline(always)]
+    fn fetch_sub(&self, v: usize, order: Ordering) -> usize {
+        AtomicUsize::fetch_sub(self, v, order)
+    }
+    #[inline(always)]
+    fn compare_exchange(
+        &self,
+        current: usize,
+        new: usize,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<usize, usize> {
+        AtomicUsize::compare_exchange(self, current, new, success, failure)
+    }
+}
+
+impl<T> AtomicPtrOps<T> for AtomicPtr<T> {
+    #[inline(always)]
+    fn new(p: *mut T) -> Self {
+        AtomicPtr::new(p)
+    }
+    #[inline(always)]
+    fn load(&self, order: Ordering) -> *mut T {
+        AtomicPtr::load(self, order)
+    }
+    #[inline(always)]
+    fn store(&self, p: *mut T, order: Ordering) {
+        AtomicPtr::store(self, p, order)
+    }
+    #[inline(always)]
+    fn swap(&self, p: *mut T, order: Ordering) -> *mut T {
+        AtomicPtr::swap(self, p, order)
+    }
+    #[inline(always)]
+    fn compare_exchange(
+        &self,
+        current: *mut T,
+        new: *mut T,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<*mut T, *mut T> {
+        AtomicPtr::compare_exchange(self, current, new, success, failure)
+    }
+    #[inline(always)]
+    fn compare_exchange_weak(
+        &self,
+        current: *mut T,
+        new: *mut T,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<*mut T, *mut T> {
+        AtomicPtr::compare_exchange_weak(self, current, new, success, failure)
+    }
+}
+
+/// A three-state futex lock (unlocked / locked / locked with waiters):
+/// never allocates, constant-constructible, sleeps in the kernel instead of
+/// spinning when contended (so four threads on two cores do not collapse),
+/// and can be taken and released without a guard for `fork()` handlers.
+pub struct FutexMutex<T> {
+    state: AtomicU32,
+    value: UnsafeCell<T>,
+}
+
+const UNLOCKED: u32 = 0;
+const LOCKED: u32 = 1;
+const CONTENDED: u32 = 2;
+
+// SAFETY: the lock gives one thread at a time access to `value`.
+unsafe impl<T: Send> Sync for FutexMutex<T> {}
+// SAFETY: moving the lock moves the value.
+unsafe impl<T: Send> Send for FutexMutex<T> {}
+
+impl<T> FutexMutex<T> {
+    pub const fn new_const(v: T) -> Self {
+        FutexMutex {
+            state: AtomicU32::new(UNLOCKED),
+            value: UnsafeCell::new(v),
+        }
+    }
+
+    /// Takes the lock without a guard (for `fork()` handlers).
+    #[inline]
+    pub fn raw_lock(&self) {
+        // ORDERING: Acquire pairs with the Release in `raw_unlock`, so the
+        // previous holder's writes to `value` are visible.
+        if self
+            .state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) {
+        // A short spin first: most critical sections here are tiny.
+        for _ in 0..64 {
+            core::hint::spin_loop();
+            if self.state.load(Ordering::Relaxed) == UNLOCKED
+                // ORDERING: Acquire, as in `raw_lock`.
+                && self
+                    .state
+                    .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+        // ORDERING: Acquire, as in `raw_lock`; CONTENDED tells the holder
+        // to wake us.
+        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
+            // SAFETY: FUTEX_WAIT on our own aligned u32; it returns at once
+            // if the value is no longer CONTENDED.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    CONTENDED,
+                    core::ptr::null::<libc::timespec>(),
+                );
+            }
+        }
+    }
+
+    /// Releases the lock taken by `raw_lock`.
+    ///
+    /// # Safety
+    /// The calling thread holds the lock (or, in a `fork()` child, the
+    /// parent's holder was the forking thread).
+    #[inline]
+    pub unsafe fn raw_unlock(&self) {
+        // ORDERING: Release pairs with the Acquire in `raw_lock`.
+        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
+            // SAFETY: FUTEX_WAKE on our own aligned u32.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                );
+            }
+        }
+    }
+}
+
+impl<T: Send> MutexOps<T> for FutexMutex<T> {
+    fn new(v: T) -> Self {
+        Self::new_const(v)
+    }
+
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        struct Unlock<'a, T>(&'a FutexMutex<T>);
+        impl<T> Drop for Unlock<'_, T> {
+            fn drop(&mut self) {
+                // SAFETY: constructed right after taking the lock below.
+                unsafe { self.0.raw_unlock() }
+            }
+        }
+        self.raw_lock();
+        let _unlock = Unlock(self);
+        // SAFETY: we hold the lock, so this is the only access to `value`.
+        f(unsafe { &mut *self.value.get() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_returns_aligned_zeroed_memory() {
+        let os = NativeOs;
+        let p = os.map(3 * PAGE_SIZE, 1 << 21).unwrap();
+        assert_eq!(p.as_ptr() as usize % (1 << 21), 0);
+        // SAFETY: the mapping is 3 pages long and ours.
+        unsafe {
+            assert_eq!(*p.as_ptr().add(3 * PAGE_SIZE - 1), 0);
+            *p.as_ptr() = 7;
+            os.decommit(p, PAGE_SIZE);
+            assert_eq!(*p.as_ptr(), 0, "MADV_DONTNEED gives zero pages back");
+            os.unmap(p, 3 * PAGE_SIZE);
+        }
+    }
+
+    #[test]
+    fn map_reports_exhaustion_as_a_value() {
+        let err = NativeOs.map(1 << 62, PAGE_SIZE).unwrap_err();
+        assert_eq!(err.errno, libc::ENOMEM);
+        assert!(!err.injected);
+    }
+
+    #[test]
+    fn futex_mutex_serialises_four_threads() {
+        static M: FutexMutex<usize> = FutexMutex::new_const(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..20_000 {
+                        M.with(|v| *v += 1);
+                    }
+                });
+            }
+        });
+        assert_eq!(M.with(|v| *v), 80_000);
+    }
+}

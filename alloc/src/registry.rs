@@ -1,0 +1,147 @@
+//! Ownership registry: `owns(ptr)` in O(1), without a system call and
+//! without touching user memory.
+//!
+//! One byte per segment-sized granule of the OS layer's address range,
+//! in a table mapped (lazily backed by the OS) at first use. A segment
+//! marks its granule `SEGMENT`; a large mapping marks its first granule
+//! `LARGE` (its header is there). Natively the range is the 47-bit user
+//! space: 2^26 granules of 2 MiB, a 64 MiB table of which only the pages
+//! covering addresses in use are ever touched.
+//!
+//! I6 REG-MARK  a granule is marked iff a live segment or large mapping
+//!              starts there (checked in check.rs)
+
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+
+use crate::platform::{Os, OsError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Region {
+    None = 0,
+    Segment = 1,
+    Large = 2,
+}
+
+pub(crate) struct Registry {
+    /// The table; null until `init`. Written once (Release) before any
+    /// granule can be marked.
+    table: AtomicPtr<AtomicU8>,
+    range_start: AtomicUsize,
+    granules: AtomicUsize,
+}
+
+impl Registry {
+    pub(crate) const fn new() -> Self {
+        Registry {
+            table: AtomicPtr::new(core::ptr::null_mut()),
+            range_start: AtomicUsize::new(0),
+            granules: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes the table needs for an OS layer's range (page rounded).
+    pub(crate) fn table_size(os: &impl Os, segment_shift: u32) -> usize {
+        let (start, end) = os.address_range();
+        let granules = (end - start) >> segment_shift;
+        (granules + os.page_size() - 1) & !(os.page_size() - 1)
+    }
+
+    /// Maps the table. Called once, under the allocator's init lock.
+    pub(crate) fn init(&self, os: &impl Os, segment_shift: u32) -> Result<(), OsError> {
+        let (start, end) = os.address_range();
+        let size = Self::table_size(os, segment_shift);
+        let table = os.map(size, os.page_size())?;
+        self.range_start.store(start, Ordering::Relaxed);
+        self.granules
+            .store((end - start) >> segment_shift, Ordering::Relaxed);
+        // ORDERING: Release pairs with the Acquire in `view`, so a reader
+        // that sees the table also sees its bounds.
+        self.table.store(table.as_ptr().cast(), Ordering::Release);
+        Ok(())
+    }
+
+    /// The table and its bounds, or `None` before init.
+    #[inline]
+    pub(crate) fn view(&self) -> Option<RegistryView> {
+        // ORDERING: Acquire pairs with the Release in `init`.
+        let table = self.table.load(Ordering::Acquire);
+        if table.is_null() {
+            return None;
+        }
+        Some(RegistryView {
+            table,
+            range_start: self.range_start.load(Ordering::Relaxed),
+            granules: self.granules.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The table mapping, for teardown and the books.
+    pub(crate) fn mapping(&self) -> Option<(*mut u8, usize)> {
+        self.view().map(|v| (v.table.cast::<u8>(), v.granules))
+    }
+}
+
+/// A copy of the registry's pointer and bounds, cached by each heap so the
+/// free path reads no shared allocator state.
+#[derive(Clone, Copy)]
+pub(crate) struct RegistryView {
+    table: *mut AtomicU8,
+    range_start: usize,
+    granules: usize,
+}
+
+impl RegistryView {
+    pub(crate) const EMPTY: RegistryView = RegistryView {
+        table: core::ptr::null_mut(),
+        range_start: 0,
+        granules: 0,
+    };
+
+    /// What starts in the granule holding `addr`.
+    ///
+    /// Relaxed is enough: a block is handed out only after its granule was
+    /// marked, and the program's own synchronisation that passes a pointer
+    /// between threads orders the mark before any free of it.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, addr: usize, segment_shift: u32) -> Region {
+        let g = addr.wrapping_sub(self.range_start) >> segment_shift;
+        if g >= self.granules {
+            return Region::None;
+        }
+        // SAFETY: `g < granules` and the table has one byte per granule.
+        match unsafe { (*self.table.add(g)).load(Ordering::Relaxed) } {
+            1 => Region::Segment,
+            2 => Region::Large,
+            _ => Region::None,
+        }
+    }
+
+    /// Marks (or clears, with `Region::None`) the granule of `base`.
+    pub(crate) fn mark(&self, base: usize, segment_shift: u32, region: Region) {
+        let g = base.wrapping_sub(self.range_start) >> segment_shift;
+        assert!(
+            g < self.granules,
+            "mapping outside the OS layer's address range"
+        );
+        // SAFETY: bounds checked above.
+        unsafe { (*self.table.add(g)).store(region as u8, Ordering::Relaxed) };
+    }
+
+    /// Number of marked granules (scans the table: checker use, small
+    /// tables only).
+    pub(crate) fn count_marked(&self) -> usize {
+        let mut n = 0;
+        for g in 0..self.granules {
+            // SAFETY: `g < granules`.
+            if unsafe { (*self.table.add(g)).load(Ordering::Relaxed) } != 0 {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub(crate) fn granules(&self) -> usize {
+        self.granules
+    }
+}

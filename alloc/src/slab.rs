@@ -1,0 +1,320 @@
+//! Slab metadata and the owner-side operations on it.
+//!
+//! A slab is a run of equal blocks of one size class inside a segment. Its
+//! metadata lives in the segment header (never in the slab, never through
+//! the allocator). Blocks of a slab are in exactly one state:
+//! uncarved | free-local | free-remote | cached (in the owner's thread
+//! cache) | live.
+//!
+//! Invariants (checked in check.rs):
+//! I1 BLOCK-ONE   the local free list, the remote queue, every thread cache
+//!                and the live blocks are pairwise disjoint, duplicate-free,
+//!                and every non-live block carries its free tag (BLOCK-TAG)
+//! I2 SLAB-BOUNDS every list node is a block start (`start + i * stride`,
+//!                `i < carved`), `carved <= capacity`, and the block area
+//!                `[start, start + capacity * stride)` lies inside the slab
+//!                and after the segment header
+//! I3 SLAB-USED   `carved == used + free_count` and `free_count` is the
+//!                length of `free_local`; `used` counts live, cached and
+//!                remote-freed blocks
+//! I4 SLAB-OWNER  a bound slab's owner lists it in its class list; an
+//!                abandoned slab has owner 0 and is on the pool's list
+//!
+//! Who may touch what: the `Cell` fields belong to the owning heap while the
+//! slab is bound, and to the holder of the pool lock while it is abandoned
+//! or free; the hand-over happens under the pool lock. The atomics in the
+//! first cache line are read by every free, remote ones included (Relaxed:
+//! they do not publish anything; a freeing thread may only free a live
+//! block, and a live block's slab cannot be rebound under it).
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+
+use crate::block::{self, Block};
+use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Platform};
+use crate::remote::RemoteStack;
+use crate::size_class::{class_size, div_by_magic, div_magic};
+use crate::thread_cache::ThreadCache;
+use crate::zoo::{Bug, Zoo};
+
+/// `class_idx` of a slab that holds no class (free or retired).
+pub(crate) const CLASS_NONE: u8 = u8::MAX;
+
+/// `owner` of a slab with no owning heap (free or abandoned).
+pub(crate) const NO_OWNER: usize = 0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SlabState {
+    /// Not assigned to a class; in its segment's free mask.
+    Free = 0,
+    /// Bound to a heap, on that heap's class list.
+    Owned = 1,
+    /// Its heap exited; on the pool's abandoned list for its class.
+    Abandoned = 2,
+}
+
+#[repr(C, align(64))]
+pub(crate) struct Slab<P: Platform> {
+    // ---- line 0: read by every free; written on bind, retire and carve ----
+    /// Address of block 0; 0 while free.
+    pub(crate) start: AtomicUsize,
+    /// `start + carved * stride`: the first uncarved byte.
+    pub(crate) carved_end: AtomicUsize,
+    /// `div_magic(stride)`: block index without a division.
+    pub(crate) div_magic: AtomicU64,
+    /// Id of the owning heap, or `NO_OWNER`.
+    pub(crate) owner: AtomicUsizeOf<P>,
+    /// Head of the local free list (owner only).
+    pub(crate) free_local: Cell<*mut Block>,
+    /// Block size in bytes (`class_size(class_idx)`).
+    pub(crate) stride: AtomicU32,
+    /// Length of `free_local`.
+    pub(crate) free_count: Cell<u32>,
+    /// Blocks handed out of this slab and not yet back on `free_local`:
+    /// live, cached and remote-freed ones (see I3).
+    pub(crate) used: Cell<u32>,
+    /// Blocks carved so far (bump pointer, in blocks).
+    pub(crate) carved: Cell<u32>,
+    /// Blocks that fit in the block area.
+    pub(crate) capacity: Cell<u32>,
+    /// Size class, or `CLASS_NONE`.
+    pub(crate) class_idx: AtomicU8,
+    pub(crate) state: Cell<SlabState>,
+    // ---- line 1: pushed to by remote frees; list links ----
+    /// Blocks freed by other threads (see remote.rs).
+    pub(crate) remote: RemoteStack<P>,
+    /// Links in the one list the slab is on: its heap's class list when
+    /// owned, the pool's abandoned list when abandoned, the decommit queue
+    /// when free and still committed.
+    pub(crate) next: Cell<*mut Slab<P>>,
+    pub(crate) prev: Cell<*mut Slab<P>>,
+    /// True while on the pool's decommit queue.
+    pub(crate) queued: Cell<bool>,
+    /// Scratch for the checker (counts and marks during one walk).
+    pub(crate) scratch: Cell<u32>,
+    pub(crate) scratch2: Cell<u32>,
+}
+
+impl<P: Platform> Slab<P> {
+    pub(crate) fn new() -> Self {
+        Slab {
+            start: AtomicUsize::new(0),
+            carved_end: AtomicUsize::new(0),
+            div_magic: AtomicU64::new(0),
+            owner: AtomicUsizeOps::new(NO_OWNER),
+            free_local: Cell::new(ptr::null_mut()),
+            stride: AtomicU32::new(0),
+            free_count: Cell::new(0),
+            used: Cell::new(0),
+            carved: Cell::new(0),
+            capacity: Cell::new(0),
+            class_idx: AtomicU8::new(CLASS_NONE),
+            state: Cell::new(SlabState::Free),
+            remote: RemoteStack::new(),
+            next: Cell::new(ptr::null_mut()),
+            prev: Cell::new(ptr::null_mut()),
+            queued: Cell::new(false),
+            scratch: Cell::new(0),
+            scratch2: Cell::new(0),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn class(&self) -> usize {
+        self.class_idx.load(Relaxed) as usize
+    }
+
+    /// Assigns the slab to `class_idx` with its block area starting at
+    /// `start` and the slab ending at `end`.
+    pub(crate) fn bind(&self, class_idx: usize, start: usize, end: usize, zoo: Zoo) {
+        let stride = class_size(class_idx);
+        // Zoo bug 3: capacity from a stride without the 16-byte "header"
+        // the carving path adds back: carving overruns the slab.
+        let cap_stride = if zoo.on(Bug::StrideMismatch) && stride > 16 {
+            stride - 16
+        } else {
+            stride
+        };
+        let capacity = if end > start {
+            (end - start) / cap_stride
+        } else {
+            0
+        };
+        debug_assert!(
+            self.remote.is_empty(),
+            "a free slab has an empty remote queue"
+        );
+        self.stride.store(stride as u32, Relaxed);
+        self.div_magic.store(div_magic(stride), Relaxed);
+        self.start.store(start, Relaxed);
+        self.carved_end.store(start, Relaxed);
+        self.capacity.set(capacity as u32);
+        self.carved.set(0);
+        self.used.set(0);
+        self.free_count.set(0);
+        self.free_local.set(ptr::null_mut());
+        self.class_idx.store(class_idx as u8, Relaxed);
+    }
+
+    /// Returns the slab to the free state (the pool does the rest).
+    pub(crate) fn unbind(&self) {
+        self.class_idx.store(CLASS_NONE, Relaxed);
+        self.start.store(0, Relaxed);
+        self.carved_end.store(0, Relaxed);
+        self.owner.store(NO_OWNER, Relaxed);
+        self.free_local.set(ptr::null_mut());
+        self.free_count.set(0);
+        self.carved.set(0);
+        self.capacity.set(0);
+        self.state.set(SlabState::Free);
+    }
+
+    /// The block index of `addr` if it is the start of a carved block.
+    #[inline(always)]
+    pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
+        let start = self.start.load(Relaxed);
+        let off = addr.wrapping_sub(start);
+        if off >= self.carved_end.load(Relaxed).wrapping_sub(start) {
+            return Err(BlockLookup::NotCarved);
+        }
+        let idx = div_by_magic(off, self.div_magic.load(Relaxed));
+        if idx * self.stride.load(Relaxed) as usize != off {
+            return Err(BlockLookup::Interior {
+                block: start + idx * self.stride.load(Relaxed) as usize,
+            });
+        }
+        Ok(idx)
+    }
+
+    /// True if a refill can get a block from this slab.
+    #[inline]
+    pub(crate) fn has_free(&self) -> bool {
+        !self.free_local.get().is_null()
+            || !self.remote.is_empty()
+            || self.carved.get() < self.capacity.get()
+    }
+
+    /// Moves the remote queue onto the local free list; returns how many
+    /// blocks moved. Owner (or pool-lock holder for an unowned slab) only.
+    pub(crate) fn collect(&self, zoo: Zoo) -> u32 {
+        let list = if zoo.on(Bug::SpliceKeepsRemote) {
+            // Zoo bug 2: the splice reads the queue but does not take it,
+            // so the blocks stay on the queue and join the free list.
+            self.remote.peek()
+        } else {
+            self.remote.take_all()
+        };
+        if list.is_null() {
+            return 0;
+        }
+        let mut n = 1u32;
+        let mut tail = list;
+        // SAFETY: every node on the remote queue is a freed block of this
+        // slab (REMOTE-LIVE), its link published by the push's Release CAS
+        // and made visible by the Acquire in take_all/peek. The walk is
+        // bounded by the capacity so a corrupted (cyclic) queue cannot hang
+        // the owner; the checker reports the corruption.
+        unsafe {
+            while !block::next(tail).is_null() && n <= self.capacity.get() {
+                tail = block::next(tail);
+                n += 1;
+            }
+            block::set_next(tail, self.free_local.get());
+        }
+        self.free_local.set(list);
+        self.free_count.set(self.free_count.get().wrapping_add(n));
+        self.used.set(self.used.get().wrapping_sub(n));
+        n
+    }
+
+    /// Refill: moves up to `want` blocks into `cache` (local free list
+    /// first, then the collected remote queue, then bump carving) and
+    /// counts them as used. Returns how many moved.
+    ///
+    /// # Safety
+    /// The caller owns the slab and `cache` is its class's cache; the slab's
+    /// block area is committed.
+    pub(crate) unsafe fn take(
+        &self,
+        want: u32,
+        cache: &mut ThreadCache,
+        key: usize,
+        zoo: Zoo,
+    ) -> u32 {
+        if self.free_local.get().is_null() {
+            self.collect(zoo);
+        }
+        let mut got = 0u32;
+        let mut b = self.free_local.get();
+        while got < want && !b.is_null() {
+            // SAFETY: `b` is on our free list, so it is a free block of
+            // this committed slab and carries its tag.
+            let n = unsafe { block::next(b) };
+            // SAFETY: as above; the cache takes it over.
+            unsafe { cache.push(b) };
+            b = n;
+            got += 1;
+        }
+        self.free_local.set(b);
+        self.free_count.set(self.free_count.get().wrapping_sub(got));
+        let from_list = got;
+        if got < want {
+            let carved = self.carved.get();
+            let n = (want - got).min(self.capacity.get() - carved);
+            let stride = self.stride.load(Relaxed) as usize;
+            let mut addr = self.carved_end.load(Relaxed);
+            for _ in 0..n {
+                let blk = addr as *mut Block;
+                // SAFETY: `addr` is below `start + capacity * stride`, inside
+                // the committed block area (I2), and never handed out.
+                unsafe {
+                    block::make_free(blk, ptr::null_mut(), key);
+                    cache.push(blk);
+                }
+                addr += stride;
+            }
+            self.carved.set(carved + n);
+            self.carved_end.store(addr, Relaxed);
+            got += n;
+        }
+        // Zoo bug 5: blocks spliced from the free list are not counted.
+        let counted = if zoo.on(Bug::RefillForgetsUsed) {
+            got - from_list
+        } else {
+            got
+        };
+        self.used.set(self.used.get().wrapping_add(counted));
+        got
+    }
+
+    /// Drain: returns one cached block to the local free list. Returns true
+    /// when the slab has just become empty.
+    ///
+    /// # Safety
+    /// The caller owns the slab; `b` is a cached (tagged) block of it.
+    #[inline]
+    pub(crate) unsafe fn push_local(&self, b: *mut Block, zoo: Zoo) -> bool {
+        // SAFETY: per the contract the block is free and ours.
+        unsafe { block::set_next(b, self.free_local.get()) };
+        self.free_local.set(b);
+        self.free_count.set(self.free_count.get().wrapping_add(1));
+        if zoo.on(Bug::DrainForgetsUsed) {
+            // Zoo bug 1: the slab never sees its blocks come back.
+            return false;
+        }
+        let used = self.used.get().wrapping_sub(1);
+        self.used.set(used);
+        used == 0
+    }
+}
+
+/// Why an address is not a block start of a slab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockLookup {
+    /// Outside the carved part of the block area.
+    NotCarved,
+    /// Inside the block starting at `block`.
+    Interior { block: usize },
+}

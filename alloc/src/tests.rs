@@ -1,0 +1,424 @@
+//! Unit tests of the allocator core over the native OS layer with the tiny
+//! geometry, so slab-empty and segment-empty transitions happen in a few
+//! ops. Every test ends with the checker (`check_live` with the blocks it
+//! still holds).
+
+use core::ptr::NonNull;
+
+use crate::geometry::Geometry;
+use crate::native::{NativeOs, NativeSched};
+use crate::size_class::class_size;
+use crate::{AllocError, Allocator, Config, FreeError, Invariant, Platform};
+
+struct Tiny;
+impl Platform for Tiny {
+    type Os = NativeOs;
+    type Sched = NativeSched;
+    const GEOMETRY: Geometry = Geometry::TINY;
+}
+
+fn tiny() -> Allocator<Tiny> {
+    Allocator::new(NativeOs, Config::TINY)
+}
+
+fn check(a: &Allocator<Tiny>, live: &[NonNull<u8>]) -> crate::CheckReport {
+    // SAFETY: single-threaded test: quiescent.
+    unsafe { a.check_live(live.iter().map(|p| p.as_ptr() as usize)) }
+        .unwrap_or_else(|v| panic!("{v}"))
+}
+
+fn fill(p: NonNull<u8>, n: usize, seed: u8) {
+    // SAFETY: the caller owns `n` bytes at `p`.
+    unsafe { core::ptr::write_bytes(p.as_ptr(), seed, n) }
+}
+
+fn verify(p: NonNull<u8>, n: usize, seed: u8) {
+    // SAFETY: the caller owns `n` bytes at `p`.
+    let s = unsafe { core::slice::from_raw_parts(p.as_ptr(), n) };
+    assert!(
+        s.iter().all(|&b| b == seed),
+        "block {p:?} lost its contents"
+    );
+}
+
+#[test]
+fn every_class_allocates_aligned_usable_blocks_and_frees_cleanly() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let mut live = Vec::new();
+    for c in 0..Geometry::TINY.class_count() {
+        for _ in 0..5 {
+            let size = class_size(c);
+            let p = h.alloc(size, 16).unwrap();
+            assert_eq!(p.as_ptr() as usize % 16, 0);
+            assert!(h.usable_size(p).unwrap() >= size);
+            fill(p, size, c as u8);
+            live.push((p, size, c as u8));
+        }
+    }
+    check(&a, &live.iter().map(|l| l.0).collect::<Vec<_>>());
+    for (p, size, seed) in live.drain(..) {
+        verify(p, size, seed);
+        h.free(p).unwrap();
+    }
+    check(&a, &[]);
+}
+
+#[test]
+fn zero_size_requests_get_unique_blocks() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let p = h.alloc(0, 1).unwrap();
+    let q = h.alloc(0, 1).unwrap();
+    assert_ne!(p, q);
+    h.free(p).unwrap();
+    h.free(q).unwrap();
+}
+
+#[test]
+fn double_free_is_reported_while_cached_drained_and_large() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let p = h.alloc(40, 16).unwrap();
+    h.free(p).unwrap();
+    assert_eq!(
+        h.free(p),
+        Err(FreeError::DoubleFree {
+            ptr: p.as_ptr() as usize
+        })
+    );
+    // (p, q, p) with p drained to its slab's free list in between
+    let p = h.alloc(40, 16).unwrap();
+    let q = h.alloc(40, 16).unwrap();
+    h.free(p).unwrap();
+    h.free(q).unwrap();
+    h.flush();
+    let e = h.free(p).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            FreeError::DoubleFree { .. } | FreeError::NotAllocated { .. }
+        ),
+        "{e:?}"
+    );
+    let big = h.alloc(100_000, 16).unwrap();
+    h.free(big).unwrap();
+    assert!(h.free(big).is_err());
+    check(&a, &[]);
+}
+
+#[test]
+fn bogus_pointers_are_reported_without_touching_them() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let p = h.alloc(100, 16).unwrap();
+    let stack = 0u64;
+    let sp = NonNull::from(&stack).cast::<u8>();
+    assert_eq!(
+        h.free(sp),
+        Err(FreeError::NotOwned {
+            ptr: sp.as_ptr() as usize
+        })
+    );
+    // SAFETY: p + 8 is inside the block.
+    let inner = unsafe { NonNull::new_unchecked(p.as_ptr().add(8)) };
+    assert_eq!(
+        h.free(inner),
+        Err(FreeError::Interior {
+            ptr: inner.as_ptr() as usize,
+            block: p.as_ptr() as usize
+        })
+    );
+    // An uncarved block of the same slab.
+    // SAFETY: only the address is formed, never dereferenced by the test.
+    let far = unsafe {
+        NonNull::new_unchecked(
+            p.as_ptr()
+                .add(class_size(crate::size_class::class_of(100)) * 3),
+        )
+    };
+    assert!(matches!(h.free(far), Err(FreeError::NotAllocated { .. })));
+    let big = h.alloc(50_000, 16).unwrap();
+    // SAFETY: address arithmetic only.
+    let big_inner = unsafe { NonNull::new_unchecked(big.as_ptr().add(64)) };
+    assert!(matches!(h.free(big_inner), Err(FreeError::Interior { .. })));
+    check(&a, &[p, big]);
+    h.free(p).unwrap();
+    h.free(big).unwrap();
+    check(&a, &[]);
+}
+
+#[test]
+fn remote_frees_are_collected_by_the_owner() {
+    let a = tiny();
+    let mut owner = a.heap().unwrap();
+    let mut other = a.heap().unwrap();
+    let blocks: Vec<_> = (0..20).map(|_| owner.alloc(64, 16).unwrap()).collect();
+    for &b in &blocks[..10] {
+        other.free(b).unwrap();
+    }
+    let r = check(&a, &blocks[10..]);
+    assert_eq!(r.remote_blocks, 10);
+    owner.collect();
+    let r = check(&a, &blocks[10..]);
+    assert_eq!(r.remote_blocks, 0);
+    assert!(a.stats().remote_frees >= 10);
+    for &b in &blocks[10..] {
+        owner.free(b).unwrap();
+    }
+    owner.flush();
+    check(&a, &[]);
+}
+
+#[test]
+fn exited_heaps_slabs_are_adopted_and_remote_frees_not_lost() {
+    let a = tiny();
+    let mut keeper = a.heap().unwrap();
+    let blocks: Vec<_> = {
+        let mut t = a.heap().unwrap();
+        let v: Vec<_> = (0..30)
+            .map(|i| {
+                let p = t.alloc(48, 16).unwrap();
+                fill(p, 48, i);
+                p
+            })
+            .collect();
+        v
+        // `t` exits here with 30 live blocks
+    };
+    check(&a, &blocks);
+    // Another thread frees half of them after the owner exited.
+    for &b in &blocks[..15] {
+        keeper.free(b).unwrap();
+    }
+    check(&a, &blocks[15..]);
+    // A new heap adopts the abandoned slabs when it needs that class.
+    let mut adopter = a.heap().unwrap();
+    let fresh: Vec<_> = (0..40).map(|_| adopter.alloc(48, 16).unwrap()).collect();
+    assert!(a.stats().adoptions > 0);
+    for (i, &b) in blocks[15..].iter().enumerate() {
+        verify(b, 48, 15 + i as u8);
+        adopter.free(b).unwrap();
+    }
+    for &b in &fresh {
+        adopter.free(b).unwrap();
+    }
+    drop(adopter);
+    drop(keeper);
+    a.trim();
+    check(&a, &[]);
+    assert_eq!(a.stats().mapped_bytes, a.meta_bytes(), "{:?}", a.stats());
+}
+
+#[test]
+fn empty_slabs_retire_segments_cache_and_trim_returns_everything() {
+    let a = tiny();
+    {
+        let mut h = a.heap().unwrap();
+        // Enough 256-byte blocks to fill several 64 KiB tiny segments.
+        let blocks: Vec<_> = (0..2000).map(|_| h.alloc(256, 16).unwrap()).collect();
+        let s = a.stats();
+        assert!(s.segments_live >= 8, "{s:?}");
+        for b in blocks {
+            h.free(b).unwrap();
+        }
+        h.flush();
+        check(&a, &[]);
+        let s = a.stats();
+        assert!(s.slabs_retired > 0 && s.segments_unmapped > 0, "{s:?}");
+        assert!(
+            s.segments_cached * Geometry::TINY.segment_size() <= Config::TINY.segment_cache_bytes
+        );
+    }
+    a.trim();
+    check(&a, &[]);
+    let s = a.stats();
+    assert_eq!(s.mapped_bytes, a.meta_bytes(), "{s:?}");
+    assert_eq!(s.segments_live, 0);
+}
+
+#[test]
+fn large_blocks_are_cached_and_reused() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    for round in 0..10 {
+        let p = h.alloc(200_000, 16).unwrap();
+        fill(p, 200_000, round);
+        h.free(p).unwrap();
+    }
+    let s = a.stats();
+    assert_eq!(s.large_allocs, 10);
+    assert!(s.large_cache_hits >= 9, "{s:?}");
+    let z = h.alloc_zeroed(200_000, 16).unwrap();
+    verify(z, 200_000, 0);
+    h.free(z).unwrap();
+    check(&a, &[]);
+    a.trim();
+    assert_eq!(a.stats().large_cached, 0);
+    check(&a, &[]);
+}
+
+#[test]
+fn realloc_keeps_contents_in_place_or_moved() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let p = h.alloc(100, 16).unwrap();
+    fill(p, 100, 7);
+    let q = h.realloc(p, 110, 16).unwrap();
+    assert_eq!(p, q, "same class: in place");
+    let r = h.realloc(q, 1500, 16).unwrap();
+    verify(r, 100, 7);
+    let s = h.realloc(r, 300_000, 16).unwrap();
+    verify(s, 100, 7);
+    let t = h.realloc(s, 40, 16).unwrap();
+    verify(t, 40, 7);
+    assert!(matches!(
+        h.realloc(p, 10, 16),
+        Err(crate::ReallocError::Free(_))
+    ));
+    check(&a, &[t]);
+    h.free(t).unwrap();
+    check(&a, &[]);
+}
+
+#[test]
+fn alignments_up_to_half_a_segment_are_honoured() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let mut live = Vec::new();
+    let mut align = 1;
+    while align <= Geometry::TINY.segment_size() / 2 {
+        for size in [1, 24, 100, 3000] {
+            let p = h.alloc(size, align).unwrap();
+            assert_eq!(p.as_ptr() as usize % align, 0, "align {align} size {size}");
+            fill(p, size, 1);
+            live.push(p);
+        }
+        align *= 2;
+    }
+    assert_eq!(h.alloc(8, 3), Err(AllocError::BadAlign { align: 3 }));
+    assert_eq!(h.alloc(8, 0), Err(AllocError::BadAlign { align: 0 }));
+    assert!(matches!(
+        h.alloc(8, 1 << 40),
+        Err(AllocError::BadAlign { .. })
+    ));
+    check(&a, &live);
+    for p in live {
+        h.free(p).unwrap();
+    }
+    check(&a, &[]);
+}
+
+#[test]
+fn impossible_sizes_are_errors_not_crashes() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    assert!(matches!(
+        h.alloc(usize::MAX, 16),
+        Err(AllocError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        h.alloc(usize::MAX / 2, 16),
+        Err(AllocError::TooLarge { .. } | AllocError::OutOfMemory(_))
+    ));
+    assert!(matches!(
+        h.alloc(1 << 47, 16),
+        Err(AllocError::OutOfMemory(_))
+    ));
+    check(&a, &[]);
+}
+
+#[test]
+fn checker_reports_a_live_block_missing_from_the_callers_set() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let p = h.alloc(32, 16).unwrap();
+    let q = h.alloc(32, 16).unwrap();
+    // SAFETY: single-threaded.
+    let v = unsafe { a.check_live([p.as_ptr() as usize]) }.unwrap_err();
+    assert_eq!(v.invariant, Invariant::I3);
+    assert_eq!(v.clause, "SLAB-USED");
+    check(&a, &[p, q]);
+    h.free(p).unwrap();
+    h.free(q).unwrap();
+}
+
+#[test]
+fn checker_reports_a_live_block_that_is_also_cached() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let p = h.alloc(32, 16).unwrap();
+    h.free(p).unwrap();
+    // SAFETY: single-threaded.
+    let v = unsafe { a.check_live([p.as_ptr() as usize]) }.unwrap_err();
+    assert_eq!(v.invariant, Invariant::I1, "{v}");
+    // The walk restored every mark: a clean check passes afterwards.
+    check(&a, &[]);
+}
+
+#[test]
+fn the_allocator_never_allocates_through_the_system_heap() {
+    // Metadata comes from the OS layer: this whole workload runs with the
+    // test harness's global allocator untouched (counted by the test
+    // binary's allocator below).
+    let before = crate::tests::counting::allocations();
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let mut v = [None; 64];
+    for i in 0..10_000usize {
+        let slot = &mut v[i % 64];
+        if let Some(p) = slot.take() {
+            h.free(p).unwrap();
+        }
+        *slot = Some(h.alloc((i * 37) % 3000, 16).unwrap());
+    }
+    for p in v.iter_mut().filter_map(Option::take) {
+        h.free(p).unwrap();
+    }
+    drop(h);
+    a.trim();
+    drop(a);
+    let after = crate::tests::counting::allocations_on_this_thread_since(before);
+    assert_eq!(
+        after, 0,
+        "the allocator allocated through the global allocator"
+    );
+}
+
+/// A counting global allocator for this test binary (per thread, so other
+/// tests running in parallel do not disturb the count).
+pub(crate) mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct Counting;
+
+    // SAFETY: forwards to System; the counter is a const-initialised
+    // thread-local without a destructor, so touching it never allocates.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: forwarded contract.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            // SAFETY: forwarded contract.
+            unsafe { System.dealloc(p, l) }
+        }
+    }
+
+    #[global_allocator]
+    static A: Counting = Counting;
+
+    pub(crate) fn allocations() -> usize {
+        COUNT.with(|c| c.get())
+    }
+
+    pub(crate) fn allocations_on_this_thread_since(before: usize) -> usize {
+        allocations() - before
+    }
+}

@@ -1,0 +1,60 @@
+//! The per-class thread cache (the "TLS SLL"): a singly linked stack of
+//! free blocks with a count and a bounded capacity, owned by one heap.
+//!
+//! TC-BOUND  `count` is the length of the list and, after every free
+//!           returns, `count <= cap` (the free that overflows drains)
+//!
+//! Cached blocks are counted in their slab's `used` (I3) and carry their
+//! free tag (BLOCK-TAG), so a double free of a cached block is caught.
+
+use core::ptr;
+
+use crate::block::{self, Block};
+
+#[repr(C)]
+pub(crate) struct ThreadCache {
+    pub(crate) head: *mut Block,
+    pub(crate) count: u32,
+    pub(crate) cap: u32,
+}
+
+impl ThreadCache {
+    pub(crate) const fn new(cap: u32) -> Self {
+        ThreadCache {
+            head: ptr::null_mut(),
+            count: 0,
+            cap,
+        }
+    }
+
+    /// Pops a block, or null when empty. The block still carries its tag.
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> *mut Block {
+        let b = self.head;
+        if !b.is_null() {
+            // SAFETY: a cached block is a free block of a committed slab
+            // (TC-BOUND keeps the list well formed).
+            self.head = unsafe { block::next(b) };
+            self.count -= 1;
+        }
+        b
+    }
+
+    /// Pushes a free block (its tag must already be written).
+    ///
+    /// # Safety
+    /// `b` is a free block of a committed slab owned by this cache's heap,
+    /// of this cache's class.
+    #[inline(always)]
+    pub(crate) unsafe fn push(&mut self, b: *mut Block) {
+        // SAFETY: per the contract the block is ours to link.
+        unsafe { block::set_next(b, self.head) };
+        self.head = b;
+        self.count += 1;
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_over(&self) -> bool {
+        self.count > self.cap
+    }
+}
