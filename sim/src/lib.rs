@@ -7,7 +7,10 @@
 //! * [`sim_os`]: [`SimOs`], the deterministic, accounted, fault-injecting OS
 //!   layer the allocator runs on in simulation.
 
+pub mod bytes;
 pub mod trace;
+
+pub use bytes::{decode, encode};
 
 pub use trace::{
     headers, with_headers, Op, OsFailKind, ParseError, Trace, DEFAULT_ALIGN, MAX_TEXT_SIZE,
