@@ -8,9 +8,11 @@
 //!   layer the allocator runs on in simulation.
 
 pub mod bytes;
+pub mod gen;
 pub mod trace;
 
 pub use bytes::{decode, encode};
+pub use gen::{generate, Mix, SplitMix64};
 
 pub use trace::{
     headers, with_headers, Op, OsFailKind, ParseError, Trace, DEFAULT_ALIGN, MAX_TEXT_SIZE,
