@@ -9,10 +9,12 @@
 
 pub mod bytes;
 pub mod gen;
+pub mod sim_os;
 pub mod trace;
 
 pub use bytes::{decode, encode};
 pub use gen::{generate, Mix, SplitMix64};
+pub use sim_os::{MappingInfo, SimOs, SimOsConfig, SimOsStats};
 
 pub use trace::{
     headers, with_headers, Op, OsFailKind, ParseError, Trace, DEFAULT_ALIGN, MAX_TEXT_SIZE,
