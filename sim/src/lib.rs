@@ -1,1 +1,31 @@
 //! hakmem-sim: the deterministic harness.
+//!
+//! * [`trace`]: the op trace and its text form (`t0 alloc p1 48`).
+//! * [`bytes`]: the compact byte form fuzzers mutate, decoded into traces.
+//! * [`gen`]: seeded workload mixes (random, larson, producer-consumer,
+//!   slab-churn).
+//! * [`sim_os`]: [`SimOs`], the deterministic, accounted, fault-injecting OS
+//!   layer the allocator runs on in simulation.
+
+pub mod bytes;
+pub mod gen;
+pub mod sim_os;
+pub mod trace;
+
+pub use bytes::{decode, encode};
+pub use gen::{generate, Mix, SplitMix64};
+pub use sim_os::{MappingInfo, SimOs, SimOsConfig, SimOsStats};
+
+pub use trace::{
+    headers, with_headers, Op, OsFailKind, ParseError, Trace, DEFAULT_ALIGN, MAX_TEXT_SIZE,
+    MAX_THREADS,
+};
+
+/// Proptest case count: `PROPTEST_CASES` from the environment, 256 if unset.
+#[cfg(test)]
+pub(crate) fn test_cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
