@@ -203,7 +203,8 @@ impl<P: Platform> HeapData<P> {
             let cur = self.classes[c].current;
             if !cur.is_null() {
                 // SAFETY: `current` is a slab we own, of class `c`, committed.
-                let n = unsafe { (*cur).take(want, &mut self.caches[c], self.key, self.zoo) };
+                let os = &self.allocator().os;
+                let n = unsafe { (*cur).take(want, &mut self.caches[c], self.key, self.zoo, os) };
                 if n > 0 {
                     self.stats.refills.bump();
                     self.flushed = false;
@@ -375,6 +376,9 @@ impl<P: Platform> HeapData<P> {
     /// Gives cached blocks of class `c` back to their slabs until `keep`
     /// remain; retires slabs that become empty (except `current`).
     pub(crate) fn drain_class(&mut self, c: usize, keep: u32) {
+        // A drain may empty the current slab, which stays bound: I5 holds
+        // again only after the next full flush.
+        self.flushed = false;
         let mut batch = RetireBatch::<P> {
             slabs: [ptr::null_mut(); 16],
             len: 0,
@@ -421,6 +425,7 @@ impl<P: Platform> HeapData<P> {
     }
 
     fn collect_all(&mut self, retire_current: bool) {
+        self.flushed = false;
         for c in 0..P::GEOMETRY.class_count() {
             let mut batch = RetireBatch::<P> {
                 slabs: [ptr::null_mut(); 16],
@@ -573,6 +578,10 @@ impl<P: Platform> Allocator<P> {
                 range_start
             };
             slab.bind(c, start, end, zoo);
+            self.os.mark_uncarved(
+                start as *mut u8,
+                slab.capacity.get() as usize * class_size(c),
+            );
             slab.owner.store(owner, Relaxed);
             slab.state.set(SlabState::Owned);
             Ok(slab_ptr)

@@ -112,12 +112,22 @@ pub unsafe trait Os: Send + Sync {
         0x9e37_79b9_7f4a_7c15
     }
 
-    /// Called when the allocator hands a block to the user (`live == true`)
-    /// or takes it back (`live == false`): the fuzzing OS layer poisons freed
-    /// blocks for AddressSanitizer. The native layer does nothing.
+    /// Called when the allocator hands a block to the user (`live == true`:
+    /// the whole block becomes accessible) or takes it back or carves it
+    /// into a cache (`live == false`: its first 16 bytes, where the
+    /// allocator keeps a free block's link and tag, stay accessible; the rest
+    /// may be poisoned). The fuzzing OS layer poisons for AddressSanitizer;
+    /// the native layer does nothing.
     #[inline(always)]
     fn mark_block(&self, ptr: *mut u8, size: usize, live: bool) {
         let _ = (ptr, size, live);
+    }
+
+    /// Called when a slab is bound to a class: its whole block area is
+    /// uncarved and may be poisoned until blocks are carved from it.
+    #[inline(always)]
+    fn mark_uncarved(&self, ptr: *mut u8, size: usize) {
+        let _ = (ptr, size);
     }
 }
 

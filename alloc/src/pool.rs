@@ -128,7 +128,19 @@ impl<P: Platform> PoolState<P> {
         let seg = unsafe { &*seg_ptr };
         let idx = seg.free_mask.get().trailing_zeros() as usize;
         debug_assert!(idx < seg.slab_count());
-        self.commit_slab(a, seg, idx)?;
+        if let Err(e) = self.commit_slab(a, seg, idx) {
+            if seg.used_slabs.get() == 0 {
+                // Nothing taken from it: it goes back to the LRU (POOL-EMPTY).
+                // SAFETY: it is on the partial list of its kind.
+                unsafe { self.partial[kind.index()].remove(seg_ptr) };
+                seg.state.set(SegmentState::Cached);
+                // SAFETY: now on no pool list.
+                unsafe { self.lru.push_front(seg_ptr) };
+                a.stats.segments_cached.add(1);
+                self.evict_lru(a, a.config.segment_cache_bytes);
+            }
+            return Err(e);
+        }
         // SAFETY: `idx` is a slab of this segment.
         let slab = unsafe { &*seg.slab(idx) };
         if slab.queued.get() {

@@ -32,7 +32,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use crate::block::{self, Block};
-use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Platform};
+use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
 use crate::remote::RemoteStack;
 use crate::size_class::{class_size, div_by_magic, div_magic};
 use crate::thread_cache::ThreadCache;
@@ -242,6 +242,7 @@ impl<P: Platform> Slab<P> {
         cache: &mut ThreadCache,
         key: usize,
         zoo: Zoo,
+        os: &P::Os,
     ) -> u32 {
         if self.free_local.get().is_null() {
             self.collect(zoo);
@@ -267,6 +268,7 @@ impl<P: Platform> Slab<P> {
             let mut addr = self.carved_end.load(Relaxed);
             for _ in 0..n {
                 let blk = addr as *mut Block;
+                os.mark_block(blk.cast(), stride, false);
                 // SAFETY: `addr` is below `start + capacity * stride`, inside
                 // the committed block area (I2), and never handed out.
                 unsafe {

@@ -9,10 +9,13 @@
 
 pub mod bytes;
 pub mod gen;
+pub mod model;
+pub mod runner;
 pub mod sim_os;
 pub mod trace;
 
 pub use bytes::{decode, encode};
+pub use runner::{run, Failure, FailureKind, GeometryKind, RunConfig, RunReport, SimProd, SimTiny};
 pub use gen::{generate, Mix, SplitMix64};
 pub use sim_os::{MappingInfo, SimOs, SimOsConfig, SimOsStats};
 

@@ -640,9 +640,18 @@ unsafe impl Os for SimOs {
     fn mark_block(&self, ptr: *mut u8, size: usize, live: bool) {
         if live {
             asan::unpoison(ptr as usize, size);
-        } else if size > FREE_LINK_SIZE {
-            asan::poison(ptr as usize + FREE_LINK_SIZE, size - FREE_LINK_SIZE);
+        } else {
+            // The link words stay usable (a carved block may come from
+            // poisoned uncarved space); the rest is poisoned.
+            asan::unpoison(ptr as usize, size.min(FREE_LINK_SIZE));
+            if size > FREE_LINK_SIZE {
+                asan::poison(ptr as usize + FREE_LINK_SIZE, size - FREE_LINK_SIZE);
+            }
         }
+    }
+
+    fn mark_uncarved(&self, ptr: *mut u8, size: usize) {
+        asan::poison(ptr as usize, size);
     }
 }
 
