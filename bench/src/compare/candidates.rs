@@ -7,15 +7,28 @@
 //! | `mimalloc` | Debian's mimalloc 2.0 | `libmimalloc.so.2` (apt `libmimalloc2.0`) |
 //! | `jemalloc` | Debian's jemalloc 5 | `libjemalloc.so.2` (apt `libjemalloc2`) |
 //! | `tcmalloc` | gperftools tcmalloc | `libtcmalloc_minimal.so.4` (apt `libtcmalloc-minimal4`) |
-//! | `mimalloc-current` | current mimalloc | built from `bench/mimalloc-preload` |
+//! | `mimalloc-current` | current mimalloc (3.x) | built from `bench/mimalloc-preload` |
+//! | `mimalloc-v2` | latest mimalloc 2.x (opt-in) | built from `bench/mimalloc-preload --features v2` |
 //!
-//! To add one: a row in [`NAMES`] and a branch in [`find`].
+//! To add one: a row in [`NAMES`] (and [`DEFAULT_NAMES`]) and a branch in
+//! [`find`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Every candidate, in table order.
 pub const NAMES: &[&str] = &[
+    "hakmem",
+    "glibc",
+    "mimalloc",
+    "jemalloc",
+    "tcmalloc",
+    "mimalloc-v2",
+    "mimalloc-current",
+];
+
+/// The candidates compared when `--allocators` is not given.
+pub const DEFAULT_NAMES: &[&str] = &[
     "hakmem",
     "glibc",
     "mimalloc",
@@ -101,21 +114,19 @@ fn find(name: &'static str, search: &Search) -> Result<Candidate, String> {
             origin: "system malloc (no preload)".into(),
         }),
         "hakmem" => find_hakmem(search).map(|(path, origin)| found(path, origin)),
-        "mimalloc-current" => {
-            let manifest = search.root.join("bench/mimalloc-preload/Cargo.toml");
-            let lib = "libmimalloc_preload.so";
-            let path = if search.no_build {
-                existing_build(&[manifest.parent().unwrap_or(search.root)], lib)
-                    .ok_or_else(|| format!("{lib} not built and --no-build given"))?
-            } else {
-                let manifest_arg = manifest.display().to_string();
-                cargo_build(search.root, &["--manifest-path", &manifest_arg], lib)?
-            };
-            Ok(found(
+        "mimalloc-current" => find_mimalloc_wrapper(search, false).map(|path| {
+            found(
                 path,
-                "libmimalloc-sys (bundled current mimalloc) via bench/mimalloc-preload".into(),
-            ))
-        }
+                "libmimalloc-sys (bundled mimalloc 3.x) via bench/mimalloc-preload".into(),
+            )
+        }),
+        "mimalloc-v2" => find_mimalloc_wrapper(search, true).map(|path| {
+            found(
+                path,
+                "libmimalloc-sys (bundled mimalloc 2.x) via bench/mimalloc-preload --features v2"
+                    .into(),
+            )
+        }),
         _ => {
             let &(_, file, package) = DEBIAN_PEERS
                 .iter()
@@ -127,6 +138,34 @@ fn find(name: &'static str, search: &Search) -> Result<Candidate, String> {
             Ok(found(path, format!("Debian package {package}")))
         }
     }
+}
+
+/// Builds (or, with `--no-build`, finds) the mimalloc wrapper. The 2.x
+/// build is copied to its own file name, so both builds can sit in one
+/// target directory and each names itself in `malloc_from`.
+fn find_mimalloc_wrapper(search: &Search, v2: bool) -> Result<PathBuf, String> {
+    const LIB: &str = "libmimalloc_preload.so";
+    const LIB_V2: &str = "libmimalloc_v2_preload.so";
+    let manifest = search.root.join("bench/mimalloc-preload/Cargo.toml");
+    let wanted = if v2 { LIB_V2 } else { LIB };
+    if search.no_build {
+        let dir = manifest.parent().unwrap_or(search.root);
+        return existing_build(&[dir], wanted)
+            .ok_or_else(|| format!("{wanted} not built and --no-build given"));
+    }
+    let manifest_arg = manifest.display().to_string();
+    let mut args = vec!["--manifest-path", manifest_arg.as_str()];
+    if v2 {
+        args.extend(["--features", "v2"]);
+    }
+    let built = cargo_build(search.root, &args, LIB)?;
+    if !v2 {
+        return Ok(built);
+    }
+    let copy = built.with_file_name(LIB_V2);
+    std::fs::copy(&built, &copy)
+        .map_err(|e| format!("cannot copy {} to {}: {e}", built.display(), copy.display()))?;
+    Ok(copy)
 }
 
 /// `--hakmem PATH`, else a fresh build of `hakmem-preload`, else a

@@ -13,9 +13,10 @@ const NAMED_COLORS: &[(&str, &str)] = &[
     ("mimalloc", "#1f77b4"),
     ("jemalloc", "#2ca02c"),
     ("tcmalloc", "#ff7f0e"),
+    ("mimalloc-v2", "#17becf"),
     ("mimalloc-current", "#9467bd"),
 ];
-const SPARE_COLORS: &[&str] = &["#8c564b", "#e377c2", "#17becf", "#bcbd22"];
+const SPARE_COLORS: &[&str] = &["#8c564b", "#e377c2", "#bcbd22"];
 
 fn color(name: &str, idx: usize) -> &'static str {
     NAMED_COLORS

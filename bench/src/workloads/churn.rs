@@ -169,7 +169,7 @@ pub const RANDOM_MIXED: Workload = Workload {
     name: "random-mixed",
     summary: "random sizes 16..=1040 B over 8192 slots per thread, free-or-fill steps",
     default_threads: 1,
-    default_iters: 25_000_000,
+    default_iters: 35_000_000,
     run: |p| run_churn(p, 8192, (16, 1040), false, false, false),
 };
 
@@ -177,7 +177,7 @@ pub const FIXED_SIZE: Workload = Workload {
     name: "fixed-size",
     summary: "one size (--size, default 64 B) over 4096 slots per thread, free-or-fill steps",
     default_threads: 1,
-    default_iters: 32_000_000,
+    default_iters: 45_000_000,
     run: |p| run_churn(p, 4096, (64, 64), false, false, false),
 };
 

@@ -17,7 +17,7 @@ pub const WORKLOAD: Workload = Workload {
     name: "glibc-simple",
     summary: "batches of 25..1600 small blocks (16..128 B) allocated then freed in order, single-threaded",
     default_threads: 1,
-    default_iters: 14_000_000,
+    default_iters: 28_000_000,
     run,
 };
 

@@ -19,7 +19,7 @@ pub const WORKLOAD: Workload = Workload {
     name: "larson",
     summary: "server-like: random free+malloc over a slot array that moves to a new thread every --handoff iterations",
     default_threads: 2,
-    default_iters: 24_000_000,
+    default_iters: 28_000_000,
     run,
 };
 

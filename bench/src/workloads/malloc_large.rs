@@ -17,7 +17,7 @@ pub const WORKLOAD: Workload = Workload {
     name: "malloc-large",
     summary: "5..25 MiB buffers in 20 round-robin slots, allocated, every page touched, freed",
     default_threads: 1,
-    default_iters: 250,
+    default_iters: 400,
     run,
 };
 

@@ -32,7 +32,7 @@ pub const WORKLOAD: Workload = Workload {
     name: "mstress",
     summary: "rounds of threads churning short- and long-lived objects of varied sizes, some moved between threads",
     default_threads: 2,
-    default_iters: 6_000_000,
+    default_iters: 9_000_000,
     run,
 };
 

@@ -17,7 +17,7 @@ pub const WORKLOAD: Workload = Workload {
     name: "pair",
     summary: "malloc+free of one cached size (32 B) in a tight loop; reports ns per pair",
     default_threads: 1,
-    default_iters: 60_000_000,
+    default_iters: 80_000_000,
     run,
 };
 

@@ -17,7 +17,7 @@ pub const WORKLOAD: Workload = Workload {
     name: "realloc-growth",
     summary: "buffers grown by realloc (+4 KiB to 1 MiB, or x1.5 to 8 MiB), content checked after every step",
     default_threads: 1,
-    default_iters: 1_000,
+    default_iters: 2_000,
     run,
 };
 

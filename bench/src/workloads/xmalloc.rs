@@ -23,7 +23,7 @@ pub const WORKLOAD: Workload = Workload {
     summary:
         "producer threads allocate, consumer threads free, blocks passed in batches through queues",
     default_threads: 2,
-    default_iters: 3_000_000,
+    default_iters: 6_000_000,
     run,
 };
 
