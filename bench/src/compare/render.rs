@@ -1,0 +1,216 @@
+//! The comparison as text: the console tables and `results.md`.
+
+use super::summary::{Summary, EXTRAS};
+use crate::stats::RatioTable;
+
+/// Rows of cells; the first row is the header.
+pub type Grid = Vec<Vec<String>>;
+
+/// What a cell shows when its median is missing.
+fn missing(summary: &Summary, row: usize, col: usize) -> String {
+    match summary.failures[row][col].first() {
+        Some((_, failure)) => failure.short().to_string(),
+        None => "-".to_string(),
+    }
+}
+
+/// A grid of `value unit (ratio×)` cells plus a geometric-mean row.
+fn ratio_grid(summary: &Summary, table: &RatioTable, format_value: impl Fn(f64) -> String) -> Grid {
+    let mut header = vec!["workload".to_string()];
+    for (col, name) in table.cols.iter().enumerate() {
+        let is_ref = table.reference == Some(col);
+        header.push(if is_ref {
+            format!("{name} (ref)")
+        } else {
+            name.clone()
+        });
+    }
+    let mut grid = vec![header];
+    for (row, label) in table.rows.iter().enumerate() {
+        let mut line = vec![label.clone()];
+        for col in 0..table.cols.len() {
+            let cell = match table.value(row, col) {
+                None => missing(summary, row, col),
+                Some(value) => {
+                    let flaky = if summary.failures[row][col].is_empty() {
+                        ""
+                    } else {
+                        "*"
+                    };
+                    match table.ratio(row, col) {
+                        Some(ratio) if table.reference != Some(col) => {
+                            format!("{}{flaky} ({ratio:.2}×)", format_value(value))
+                        }
+                        _ => format!("{}{flaky}", format_value(value)),
+                    }
+                }
+            };
+            line.push(cell);
+        }
+        grid.push(line);
+    }
+    let mut geo = vec!["geomean ratio".to_string()];
+    for col in 0..table.cols.len() {
+        geo.push(match table.geomean_ratio(col) {
+            Some((g, n)) if n == table.rows.len() => format!("{g:.3}×"),
+            Some((g, n)) => format!("{g:.3}× (over {n})"),
+            None => "-".to_string(),
+        });
+    }
+    grid.push(geo);
+    grid
+}
+
+/// Median time of the fixed work per workload and allocator.
+pub fn time_grid(summary: &Summary) -> Grid {
+    ratio_grid(summary, &summary.time, |s| format!("{s:.3} s"))
+}
+
+/// Median peak RSS per workload and allocator.
+pub fn rss_grid(summary: &Summary) -> Grid {
+    ratio_grid(summary, &summary.rss, |m| format!("{m:.1} MiB"))
+}
+
+/// Medians of the workload-specific fields (ns per pair, false sharing).
+pub fn extras_grid(summary: &Summary) -> Option<Grid> {
+    if summary.extras.is_empty() {
+        return None;
+    }
+    let mut header = vec!["workload".to_string(), "measure".to_string()];
+    header.extend(summary.time.cols.iter().cloned());
+    let mut grid = vec![header];
+    for (entry, key, values) in &summary.extras {
+        let unit = EXTRAS
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(*key, |(_, u)| u);
+        let mut line = vec![summary.time.rows[*entry].clone(), unit.to_string()];
+        line.extend(
+            values
+                .iter()
+                .map(|v| v.map_or("-".to_string(), |v| format!("{v:.2}"))),
+        );
+        grid.push(line);
+    }
+    Some(grid)
+}
+
+/// Every failed run, one line each.
+pub fn failure_lines(summary: &Summary) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (row, cells) in summary.failures.iter().enumerate() {
+        for (col, failures) in cells.iter().enumerate() {
+            for (round, failure) in failures {
+                lines.push(format!(
+                    "{} under {}, round {round}: {failure}",
+                    summary.time.rows[row], summary.time.cols[col]
+                ));
+            }
+        }
+    }
+    lines
+}
+
+/// A grid as a Markdown table (first column left-aligned, the rest right).
+pub fn markdown(grid: &Grid) -> String {
+    let mut text = String::new();
+    for (idx, row) in grid.iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        text.push_str(&format!("| {} |\n", cells.join(" | ")));
+        if idx == 0 {
+            let align: Vec<&str> = (0..row.len())
+                .map(|i| if i == 0 { ":---" } else { "---:" })
+                .collect();
+            text.push_str(&format!("| {} |\n", align.join(" | ")));
+        }
+    }
+    text
+}
+
+/// A grid as aligned plain text.
+pub fn plain(grid: &Grid) -> String {
+    let columns = grid.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            grid.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for row in grid {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c == 0 {
+                    format!("{cell:<width$}", width = widths[c])
+                } else {
+                    format!("{cell:>width$}", width = widths[c])
+                }
+            })
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::child::Failure;
+    use crate::compare::summary::Run;
+    use crate::report::RunResult;
+
+    #[test]
+    fn the_time_grid_shows_values_ratios_failures_and_the_geomean() {
+        let ok = |s: f64| {
+            let mut r = RunResult::new("w", 1, "iters");
+            r.set("seconds", s);
+            r.set("peak_rss_kib", 2048);
+            Ok(r)
+        };
+        let runs = vec![
+            Run {
+                round: 1,
+                entry: 0,
+                candidate: 0,
+                outcome: ok(2.0),
+            },
+            Run {
+                round: 1,
+                entry: 0,
+                candidate: 1,
+                outcome: ok(1.0),
+            },
+            Run {
+                round: 1,
+                entry: 1,
+                candidate: 0,
+                outcome: Err(Failure::TimedOut(60.0)),
+            },
+            Run {
+                round: 1,
+                entry: 1,
+                candidate: 1,
+                outcome: ok(1.0),
+            },
+        ];
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let summary = Summary::build(&names(&["w1", "w2"]), &names(&["a", "b"]), Some(1), &runs);
+        let grid = time_grid(&summary);
+        assert_eq!(grid[0], ["workload", "a", "b (ref)"]);
+        assert_eq!(grid[1], ["w1", "2.000 s (2.00×)", "1.000 s"]);
+        assert_eq!(grid[2], ["w2", "timeout", "1.000 s"]);
+        assert_eq!(grid[3], ["geomean ratio", "2.000× (over 1)", "1.000×"]);
+        let md = markdown(&grid);
+        assert!(md.starts_with("| workload | a | b (ref) |\n| :--- | ---: | ---: |\n"));
+        assert_eq!(
+            failure_lines(&summary),
+            ["w2 under a, round 1: timed out after 60 s"]
+        );
+    }
+}
