@@ -1,0 +1,1 @@
+//! libhakmem.so (in progress).
