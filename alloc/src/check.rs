@@ -201,7 +201,12 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.invariant, self.clause, self.detail)?;
         if let (Some(e), Some(x)) = (self.expected, self.found) {
-            write!(f, " (expected {e}, found {x})")?;
+            // Addresses in hex (so tools can rewrite them), counts in decimal.
+            if e > u32::MAX as usize || x > u32::MAX as usize {
+                write!(f, " (expected {e:#x}, found {x:#x})")?;
+            } else {
+                write!(f, " (expected {e}, found {x})")?;
+            }
         }
         if let Some(b) = self.block {
             write!(f, "; block {b:#x}")?;

@@ -202,8 +202,8 @@ impl<P: Platform> HeapData<P> {
         loop {
             let cur = self.classes[c].current;
             if !cur.is_null() {
-                // SAFETY: `current` is a slab we own, of class `c`, committed.
                 let os = &self.allocator().os;
+                // SAFETY: `current` is a slab we own, of class `c`, committed.
                 let n = unsafe { (*cur).take(want, &mut self.caches[c], self.key, self.zoo, os) };
                 if n > 0 {
                     self.stats.refills.bump();

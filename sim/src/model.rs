@@ -113,7 +113,9 @@ pub unsafe fn fill(ptr: usize, size: usize, seed: u8) {
 pub unsafe fn first_mismatch(ptr: usize, size: usize, seed: u8) -> Option<usize> {
     // SAFETY: per the contract.
     let s = unsafe { std::slice::from_raw_parts(ptr as *const u8, size) };
-    s.iter().enumerate().position(|(i, &b)| b != pattern(seed, i))
+    s.iter()
+        .enumerate()
+        .position(|(i, &b)| b != pattern(seed, i))
 }
 
 /// The first non-zero byte of a block, if any.
