@@ -1,7 +1,8 @@
-//! Alloc/free throughput of `HakMem` against the system allocator, in one
-//! binary: each workload runs under both, interleaved (H S H S ...) for
-//! several rounds; the table shows medians and the time ratio
-//! hakmem/system (below 1.00 means hakmem is faster).
+//! Alloc/free throughput of `HakMem` against the system allocator and a
+//! current mimalloc (the `mimalloc` crate), in one binary: each workload
+//! runs under all three, interleaved (H M S H M S ...) for several rounds;
+//! the table shows medians and the time ratios hakmem/system and
+//! hakmem/mimalloc (below 1.00 means hakmem is faster).
 //!
 //!     cargo bench -p hakmem --bench throughput
 //!
@@ -13,6 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use hakmem::HakMem;
+use mimalloc::MiMalloc;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -91,9 +93,33 @@ fn threaded<A: GlobalAlloc + Sync>(
 
 struct Case {
     name: String,
-    run_hakmem: Box<dyn Fn()>,
-    run_system: Box<dyn Fn()>,
+    /// hakmem, mimalloc, system
+    runs: [Box<dyn Fn()>; 3],
     ops: usize,
+}
+
+/// Builds the three runs of a workload generic over the allocator.
+macro_rules! case {
+    ($name:expr, $ops:expr, |$a:ident| $body:expr) => {
+        Case {
+            name: $name,
+            runs: [
+                Box::new(move || {
+                    let $a = &HakMem;
+                    $body
+                }),
+                Box::new(move || {
+                    let $a = &MiMalloc;
+                    $body
+                }),
+                Box::new(move || {
+                    let $a = &System;
+                    $body
+                }),
+            ],
+            ops: $ops,
+        }
+    };
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -107,79 +133,79 @@ fn main() {
     let n = 2_000_000 * scale;
     let mut cases: Vec<Case> = Vec::new();
     for size in [16usize, 64, 256, 1024, 8192] {
-        cases.push(Case {
-            name: format!("pair {size} B, 1 thread"),
-            run_hakmem: Box::new(move || pair(&HakMem, size, n)),
-            run_system: Box::new(move || pair(&System, size, n)),
-            ops: n,
-        });
+        cases.push(case!(format!("pair {size} B, 1 thread"), n, |a| pair(
+            a, size, n
+        )));
     }
     for size in [16usize, 256, 4096] {
-        cases.push(Case {
-            name: format!("batch {size} B, 1 thread"),
-            run_hakmem: Box::new(move || batch(&HakMem, size, n)),
-            run_system: Box::new(move || batch(&System, size, n)),
-            ops: n,
-        });
-        cases.push(Case {
-            name: format!("batch {size} B, 2 threads"),
-            run_hakmem: Box::new(move || threaded(&HakMem, 2, batch::<HakMem>, size, n)),
-            run_system: Box::new(move || threaded(&System, 2, batch::<System>, size, n)),
-            ops: 2 * n,
-        });
-        cases.push(Case {
-            name: format!("batch {size} B, 4 threads"),
-            run_hakmem: Box::new(move || threaded(&HakMem, 4, batch::<HakMem>, size, n / 2)),
-            run_system: Box::new(move || threaded(&System, 4, batch::<System>, size, n / 2)),
-            ops: 2 * n,
-        });
+        cases.push(case!(format!("batch {size} B, 1 thread"), n, |a| batch(
+            a, size, n
+        )));
+        cases.push(case!(format!("batch {size} B, 2 threads"), 2 * n, |a| {
+            threaded(a, 2, batch, size, n)
+        }));
+        cases.push(case!(format!("batch {size} B, 4 threads"), 2 * n, |a| {
+            threaded(a, 4, batch, size, n / 2)
+        }));
     }
     for size in [64usize, 1024] {
-        cases.push(Case {
-            name: format!("cross-thread {size} B, 2 threads"),
-            run_hakmem: Box::new(move || cross(&HakMem, size, n / 2)),
-            run_system: Box::new(move || cross(&System, size, n / 2)),
-            ops: n / 2,
-        });
+        cases.push(case!(
+            format!("cross-thread {size} B, 2 threads"),
+            n / 2,
+            |a| cross(a, size, n / 2)
+        ));
     }
-    cases.push(Case {
-        name: "pair 256 KiB (large), 1 thread".into(),
-        run_hakmem: Box::new(move || pair(&HakMem, 256 << 10, n / 50)),
-        run_system: Box::new(move || pair(&System, 256 << 10, n / 50)),
-        ops: n / 50,
-    });
+    cases.push(case!(
+        "pair 256 KiB (large), 1 thread".into(),
+        n / 50,
+        |a| pair(a, 256 << 10, n / 50)
+    ));
 
-    println!("hakmem vs system allocator: {rounds} interleaved rounds, medians; ratio = hakmem time / system time");
+    println!("hakmem vs mimalloc (crate, current) vs system: {rounds} interleaved rounds, medians");
+    println!("ratio = hakmem time / peer time (below 1.00: hakmem is faster)");
     println!(
-        "{:<34} {:>12} {:>12} {:>8}",
-        "workload", "hakmem ns/op", "system ns/op", "ratio"
+        "{:<34} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "workload", "hakmem ns", "mimalloc", "system", "vs mi", "vs sys"
     );
-    let mut ratios = Vec::new();
+    let (mut rm, mut rs) = (Vec::new(), Vec::new());
     for c in &cases {
-        // warm up both
-        (c.run_hakmem)();
-        (c.run_system)();
-        let (mut th, mut ts) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let t = Instant::now();
-            (c.run_hakmem)();
-            th.push(t.elapsed());
-            let t = Instant::now();
-            (c.run_system)();
-            ts.push(t.elapsed());
+        for r in &c.runs {
+            r(); // warm up
         }
-        let (h, s) = (median(th), median(ts));
+        let mut t: [Vec<Duration>; 3] = Default::default();
+        for _ in 0..rounds {
+            for (i, r) in c.runs.iter().enumerate() {
+                let s = Instant::now();
+                r();
+                t[i].push(s.elapsed());
+            }
+        }
+        let [h, m, s] = t.map(median);
         let per = |d: Duration| d.as_nanos() as f64 / c.ops as f64;
-        let ratio = h.as_secs_f64() / s.as_secs_f64();
-        ratios.push(ratio);
+        let (vm, vs) = (
+            h.as_secs_f64() / m.as_secs_f64(),
+            h.as_secs_f64() / s.as_secs_f64(),
+        );
+        rm.push(vm);
+        rs.push(vs);
         println!(
-            "{:<34} {:>12.2} {:>12.2} {:>8.2}",
+            "{:<34} {:>10.2} {:>10.2} {:>10.2} {:>9.2} {:>9.2}",
             c.name,
             per(h),
+            per(m),
             per(s),
-            ratio
+            vm,
+            vs
         );
     }
-    let gm = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-    println!("{:<34} {:>12} {:>12} {:>8.2}", "geometric mean", "", "", gm);
+    let gm = |v: &[f64]| (v.iter().map(|r| r.ln()).sum::<f64>() / v.len() as f64).exp();
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>9.2} {:>9.2}",
+        "geometric mean",
+        "",
+        "",
+        "",
+        gm(&rm),
+        gm(&rs)
+    );
 }

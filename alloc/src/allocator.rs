@@ -267,9 +267,11 @@ impl<P: Platform> Allocator<P> {
         self.large_trim();
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters. `large_cached` counts the global large
+    /// cache only (each live heap may hold up to 4 more mappings of its own).
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.snapshot();
+        self.stats.exited.add_to(&mut s);
         self.heaps.with(|hl| {
             // SAFETY: live heap records; their counters are atomics.
             for h in unsafe { hl.live.iter() } {
@@ -277,6 +279,7 @@ impl<P: Platform> Allocator<P> {
                 unsafe { (*h).stats.add_to(&mut s) };
             }
         });
+        s.large_cached = self.large.with(|st| st.cached.len);
         s
     }
 
@@ -311,22 +314,11 @@ impl<P: Platform> Drop for Allocator<P> {
                 );
             }
         });
-        self.large.with(|st| loop {
-            // SAFETY: headers on the lists are live mappings.
-            let h = unsafe {
-                let h = st.live.pop_front();
-                if h.is_null() {
-                    st.cached.pop_front()
-                } else {
-                    h
-                }
-            };
-            if h.is_null() {
-                break;
-            }
-            // SAFETY: off every list.
-            unsafe { self.large_unmap(h) };
-        });
+        // Every heap has exited, so every freed large mapping is in the
+        // global cache. Large blocks the program never freed are not
+        // tracked (no list of live mappings on the hot path): they stay
+        // mapped, like any leak.
+        self.large_trim();
         let mut chunk = self
             .heaps
             .with(|hl| core::mem::replace(&mut hl.chunks, ptr::null_mut()));

@@ -27,7 +27,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use crate::allocator::Allocator;
 use crate::block::{self, Block};
 use crate::heap::HeapData;
-use crate::large::{LargeHeader, STATE_CACHED, STATE_LIVE};
+use crate::large::{LargeHeader, LargeState, LOCAL_SLOTS, STATE_CACHED, STATE_LIVE};
 use crate::platform::{AtomicUsizeOps, MutexOps, Os, Platform};
 use crate::pool::PoolState;
 use crate::registry::{Region, RegistryView};
@@ -278,11 +278,13 @@ impl<P: Platform> Allocator<P> {
                         key,
                         report: CheckReport::default(),
                         model_live: None,
+                        model_large: None,
+                        cached_large_bytes: 0,
                     };
                     // SAFETY: quiescent per the contract; all locks held.
-                    let r = unsafe { w.run(hl.live.iter(), pool, large, live) };
+                    let r = unsafe { w.run(&hl.live, pool, large, live) };
                     // SAFETY: as above; undoes every mark made by `run`.
-                    unsafe { w.restore(hl.live.iter(), pool) };
+                    unsafe { w.restore(&hl.live, pool, large) };
                     r.map(|()| w.report)
                 })
             })
@@ -296,7 +298,14 @@ struct Walk<'a, P: Platform> {
     key: usize,
     report: CheckReport,
     model_live: Option<usize>,
+    model_large: Option<usize>,
+    cached_large_bytes: usize,
 }
+
+type HeapRecords<P> = crate::list::List<HeapData<P>, crate::heap::HeapLinks>;
+
+/// A cached large mapping's state word while the walk has visited it.
+const STATE_VISITED: usize = !STATE_CACHED;
 
 impl<P: Platform> Walk<'_, P> {
     fn seg_shift() -> u32 {
@@ -363,20 +372,20 @@ impl<P: Platform> Walk<'_, P> {
     /// Quiescent, all locks held.
     unsafe fn run(
         &mut self,
-        heaps: impl Iterator<Item = *mut HeapData<P>>,
+        heaps: &HeapRecords<P>,
         pool: &PoolState<P>,
-        large: &crate::large::LargeState,
+        large: &LargeState,
         live: impl IntoIterator<Item = usize>,
     ) -> CheckResult {
         // SAFETY: forwarded contract, for each phase.
         unsafe {
             self.segments(pool)?;
-            self.heaps(heaps)?;
+            self.heaps(heaps.iter())?;
             self.abandoned(pool)?;
             self.live_blocks(live)?;
             self.balance(pool)?;
-            self.large(large)?;
-            self.books(pool, large)
+            self.large(large, heaps)?;
+            self.books(pool, heaps)
         }
     }
 
@@ -860,6 +869,7 @@ impl<P: Platform> Walk<'_, P> {
         }
         if any {
             self.model_live = Some(n_small);
+            self.model_large = Some(n_large);
             self.report.live_large = n_large;
         }
         Ok(())
@@ -929,59 +939,45 @@ impl<P: Platform> Walk<'_, P> {
         Ok(())
     }
 
-    unsafe fn large(&mut self, large: &crate::large::LargeState) -> CheckResult {
-        // SAFETY: headers on the lists are live mappings.
-        for h in unsafe { large.live.iter() } {
-            // SAFETY: as above.
-            let hd = unsafe { &*h };
-            if hd.state.load(Relaxed) != STATE_LIVE {
+    /// Marks a cached large mapping visited (its state word), so a mapping
+    /// in two caches, or twice in one, is found.
+    unsafe fn visit_large(&self, h: *mut LargeHeader) -> CheckResult {
+        // SAFETY: a mapping on one of the caches: a live mapping.
+        let hd = unsafe { &*h };
+        match hd.state.load(Relaxed) {
+            STATE_CACHED => hd.state.store(STATE_VISITED, Relaxed),
+            STATE_VISITED => {
                 return Err(fail(
                     Invariant::I1,
                     "LARGE-ONE",
-                    "mapping on the live list not in the live state",
+                    "large mapping cached twice (handed out twice)",
                 )
                 .at_block(h as usize));
             }
-            // SAFETY: forwarded.
-            unsafe { self.large_books(hd)? };
+            _ => {
+                return Err(fail(
+                    Invariant::I1,
+                    "LARGE-ONE",
+                    "large mapping in a cache but not in the cached state",
+                )
+                .at_block(h as usize));
+            }
         }
-        if large.live.len != self.a.stats.large_live.get() {
-            return Err(fail(
-                Invariant::I6,
-                "LARGE-BOOKS",
-                "live large list length disagrees with the counter",
-            )
-            .values(self.a.stats.large_live.get(), large.live.len));
-        }
+        // SAFETY: forwarded.
+        unsafe { self.large_books(hd) }
+    }
+
+    /// The global large cache and every heap's own.
+    unsafe fn large(&mut self, large: &LargeState, heaps: &HeapRecords<P>) -> CheckResult {
         let mut bytes = 0;
         let mut n = 0;
-        // SAFETY: as above.
+        // SAFETY: headers on the cache are live mappings.
         for h in unsafe { large.cached.iter() } {
             // SAFETY: as above.
-            let hd = unsafe { &*h };
-            if hd.state.load(Relaxed) != STATE_CACHED {
-                return Err(fail(
-                    Invariant::I1,
-                    "LARGE-ONE",
-                    "mapping on the cached list not in the cached state",
-                )
-                .at_block(h as usize));
-            }
+            unsafe { self.visit_large(h)? };
             // SAFETY: as above.
-            for other in unsafe { large.cached.iter() }.skip(n + 1) {
-                if other == h {
-                    return Err(fail(
-                        Invariant::I1,
-                        "LARGE-ONE",
-                        "mapping twice on the large cache",
-                    )
-                    .at_block(h as usize));
-                }
-            }
-            bytes += hd.map_size.load(Relaxed);
+            bytes += unsafe { (*h).map_size.load(Relaxed) };
             n += 1;
-            // SAFETY: forwarded.
-            unsafe { self.large_books(hd)? };
         }
         if n != large.cached.len || bytes != large.cached_bytes {
             return Err(fail(
@@ -997,7 +993,31 @@ impl<P: Platform> Walk<'_, P> {
                     .values(self.a.config.large_cache_bytes, bytes),
             );
         }
+        // SAFETY: live heap records, quiescent.
+        for heap in unsafe { heaps.iter() } {
+            // SAFETY: as above.
+            let local = unsafe { &(*heap).large };
+            let mut lb = 0;
+            for h in local.iter() {
+                // SAFETY: forwarded.
+                unsafe { self.visit_large(h)? };
+                // SAFETY: a live mapping.
+                lb += unsafe { (*h).map_size.load(Relaxed) };
+                n += 1;
+            }
+            if lb != local.bytes || local.len > LOCAL_SLOTS || lb > self.a.config.large_local_bytes
+            {
+                return Err(fail(
+                    Invariant::I6,
+                    "LARGE-BOOKS",
+                    "a heap's own large cache disagrees with its bytes or caps",
+                )
+                .values(local.bytes, lb));
+            }
+            bytes += lb;
+        }
         self.report.cached_large = n;
+        self.cached_large_bytes = bytes;
         Ok(())
     }
 
@@ -1023,7 +1043,7 @@ impl<P: Platform> Walk<'_, P> {
     }
 
     /// The sums: what we hold equals what the OS layer says it gave us.
-    unsafe fn books(&self, pool: &PoolState<P>, large: &crate::large::LargeState) -> CheckResult {
+    unsafe fn books(&self, pool: &PoolState<P>, heaps: &HeapRecords<P>) -> CheckResult {
         let s = &self.a.stats;
         let page = self.a.os.page_size();
         let mut mapped = s.meta_bytes.get();
@@ -1044,13 +1064,28 @@ impl<P: Platform> Walk<'_, P> {
             )
             .values(s.segments_live.get(), segments));
         }
-        // SAFETY: live large mappings.
-        for h in unsafe { large.live.iter().chain(large.cached.iter()) } {
+        // Large mappings: the cached ones (walked above) and the live ones
+        // (the heaps' counters, summed; each may wrap, the sum is exact).
+        let mut snap = crate::Stats::default();
+        s.exited.add_to(&mut snap);
+        // SAFETY: live heap records, quiescent.
+        for h in unsafe { heaps.iter() } {
             // SAFETY: as above.
-            let size = unsafe { (*h).map_size.load(Relaxed) };
-            mapped += size;
-            committed += size;
+            unsafe { (*h).stats.add_to(&mut snap) };
         }
+        if let Some(n) = self.model_large {
+            if n != snap.large_live {
+                return Err(fail(
+                    Invariant::I6,
+                    "LARGE-BOOKS",
+                    "live large mappings counted by the heaps differ from the caller's",
+                )
+                .values(n, snap.large_live));
+            }
+        }
+        let large_bytes = self.cached_large_bytes.wrapping_add(snap.large_live_bytes);
+        mapped = mapped.wrapping_add(large_bytes);
+        committed = committed.wrapping_add(large_bytes);
         if mapped != s.mapped_bytes.get() {
             return Err(fail(
                 Invariant::I6,
@@ -1104,7 +1139,7 @@ impl<P: Platform> Walk<'_, P> {
         }
         if self.reg.granules() != 0 && self.reg.granules() <= 1 << 20 {
             let marked = self.reg.count_marked();
-            let expect = segments + large.live.len + large.cached.len;
+            let expect = segments + self.report.cached_large + snap.large_live;
             if marked != expect {
                 return Err(fail(
                     Invariant::I6,
@@ -1119,7 +1154,21 @@ impl<P: Platform> Walk<'_, P> {
 
     /// Turns every `!tag` mark back into the tag, walking the same lists
     /// and stopping at the first node that is not a block start.
-    unsafe fn restore(&self, heaps: impl Iterator<Item = *mut HeapData<P>>, pool: &PoolState<P>) {
+    unsafe fn restore(&self, heaps: &HeapRecords<P>, pool: &PoolState<P>, large: &LargeState) {
+        let unvisit = |h: *mut LargeHeader| {
+            // SAFETY: a cached mapping: live.
+            let hd = unsafe { &*h };
+            if hd.state.load(Relaxed) == STATE_VISITED {
+                hd.state.store(STATE_CACHED, Relaxed);
+            }
+        };
+        // SAFETY: as in `large`.
+        unsafe {
+            large.cached.iter().for_each(unvisit);
+            for heap in heaps.iter() {
+                (*heap).large.iter().for_each(unvisit);
+            }
+        }
         let fix = |slab_ptr: *mut Slab<P>, mut b: *mut Block, limit: usize| {
             let mut n = 0;
             while !b.is_null() && n <= limit {
@@ -1156,8 +1205,9 @@ impl<P: Platform> Walk<'_, P> {
                 fix(slab_ptr, slab.remote.peek(), limit);
             }
         }
-        for h in heaps {
-            // SAFETY: live heap records.
+        // SAFETY: live heap records.
+        for h in unsafe { heaps.iter() } {
+            // SAFETY: as above.
             let heap = unsafe { &*h };
             for c in 0..P::GEOMETRY.class_count() {
                 let mut b = heap.caches[c].head;

@@ -25,6 +25,9 @@ pub struct Config {
     /// Default 64 MiB, 64 mappings.
     pub large_cache_bytes: usize,
     pub large_cache_count: usize,
+    /// Freed large mappings each heap keeps for itself (up to 4, at most
+    /// this many bytes), reused without a lock. Default 4 MiB.
+    pub large_local_bytes: usize,
     /// Bytes of retired slabs kept committed (in retirement order) before
     /// the oldest are decommitted. Default 8 MiB.
     pub decommit_delay_bytes: usize,
@@ -47,6 +50,7 @@ impl Config {
         segment_cache_bytes: 32 << 20,
         large_cache_bytes: 64 << 20,
         large_cache_count: 64,
+        large_local_bytes: 4 << 20,
         decommit_delay_bytes: 8 << 20,
         retain_bytes: 0,
         tag_key: 0,
@@ -63,6 +67,7 @@ impl Config {
         segment_cache_bytes: 64 * 1024,
         large_cache_bytes: 256 * 1024,
         large_cache_count: 2,
+        large_local_bytes: 128 * 1024,
         decommit_delay_bytes: 8 * 1024,
         retain_bytes: 0,
         tag_key: 0x5eed_0000_0000_f00f,

@@ -24,6 +24,7 @@ use crate::allocator::Allocator;
 use crate::block::{self, Block};
 use crate::error::{AllocError, FreeError, ReallocError};
 use crate::geometry::MIN_ALIGN;
+use crate::large::LocalLarge;
 use crate::list::Links;
 use crate::platform::{AtomicUsizeOps, MutexOps, Os, Platform};
 use crate::pool::SlabList;
@@ -65,6 +66,8 @@ pub struct HeapData<P: Platform> {
     pub(crate) alloc: *const Allocator<P>,
     // ---- slow paths ----
     pub(crate) classes: [HeapClass<P>; MAX_CLASSES],
+    /// Freed large mappings this heap keeps for reuse.
+    pub(crate) large: LocalLarge,
     pub(crate) stats: HeapStats,
     /// Links on the allocator's heap list (or its free-slot chain).
     pub(crate) next: Cell<*mut HeapData<P>>,
@@ -104,6 +107,7 @@ impl<P: Platform> HeapData<P> {
                 current: ptr::null_mut(),
                 slabs: SlabList::new(),
             }),
+            large: LocalLarge::new(),
             stats: HeapStats::new(),
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
@@ -224,7 +228,9 @@ impl<P: Platform> HeapData<P> {
                 // SAFETY: refill never returns null.
                 Ok(unsafe { NonNull::new_unchecked(b.cast()) })
             }
-            _ => self.allocator().large_alloc(size, align, zeroed),
+            _ => self
+                .allocator()
+                .large_alloc(&mut self.large, &self.stats, size, align, zeroed),
         }
     }
 
@@ -370,7 +376,9 @@ impl<P: Platform> HeapData<P> {
     #[inline(never)]
     fn free_other(&mut self, addr: usize) -> Result<(), FreeError> {
         match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
-            Region::Large => self.allocator().large_free(addr),
+            Region::Large => self
+                .allocator()
+                .large_free(Some((&mut self.large, &self.stats)), addr),
             _ => Err(FreeError::NotOwned { ptr: addr }),
         }
     }
@@ -497,6 +505,7 @@ impl<P: Platform> HeapData<P> {
             self.drain_class(c, 0);
         }
         self.collect_all(true);
+        self.allocator().large_flush_local(&mut self.large);
         self.flushed = true;
     }
 
@@ -509,6 +518,7 @@ impl<P: Platform> HeapData<P> {
                 *cache = ThreadCache::new(cache.cap);
             }
             self.collect_all(true);
+            self.allocator().large_flush_local(&mut self.large);
         } else {
             self.flush();
         }
@@ -653,7 +663,7 @@ pub(crate) fn free_without_heap<P: Platform>(
             a.stats.exited.remote_frees.add(1);
             Ok(())
         }
-        Region::Large => a.large_free(addr),
+        Region::Large => a.large_free(None, addr),
         Region::None => Err(FreeError::NotOwned { ptr: addr }),
     }
 }

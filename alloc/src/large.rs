@@ -1,15 +1,22 @@
 //! Large allocations: beyond the slab classes (or with an alignment slabs
 //! do not give), one mapping each, aligned to the segment size so that
 //! `ptr & !segment_mask` finds the header, marked `LARGE` in the registry.
-//! Freed mappings go to a bounded cache (count and bytes, most recent
-//! first) and are reused by best fit, so alloc/free loops of big blocks do
-//! not call mmap/munmap, and fresh mappings are known to be zero.
+//!
+//! Freed mappings are kept for reuse in two places: a few in the freeing
+//! heap's own cache (`LocalLarge`: no lock, no shared counter on the hit
+//! path) and, beyond that, in a bounded global cache under a lock (count
+//! and bytes, most recent first), so alloc/free loops of big blocks do not
+//! call mmap/munmap; reuse is best fit within 25 %. A heap gives its local
+//! mappings to the global cache when it flushes or exits; `trim` empties
+//! the global cache.
 //!
 //! Invariants (checked in check.rs):
-//! I1 LARGE-ONE    a mapping is on exactly one of the live and cached lists,
-//!                 once, and its state word says which
-//! I6 LARGE-BOOKS  every mapping on the lists is live in the OS books and
-//!                 marked in the registry; the cache holds at most its caps
+//! I1 LARGE-ONE    a freed mapping is in exactly one cache, once, in the
+//!                 cached state; a live one in none, in the live state
+//! I6 LARGE-BOOKS  every cached mapping is live in the OS books and marked
+//!                 in the registry; the caches hold at most their caps; the
+//!                 live large bytes (per-heap counters) plus the cached ones
+//!                 are what was mapped for large blocks
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
@@ -20,6 +27,7 @@ use crate::error::{AllocError, FreeError};
 use crate::list::{Links, List};
 use crate::platform::{MutexOps, Os, Platform};
 use crate::registry::Region;
+use crate::stats::HeapStats;
 use crate::zoo::Bug;
 
 /// Bytes before the user block when the alignment asks for no more.
@@ -64,8 +72,8 @@ impl Links<LargeHeader> for LargeLinks {
     }
 }
 
+/// The global cache of freed mappings (under `Allocator::large`).
 pub(crate) struct LargeState {
-    pub(crate) live: List<LargeHeader, LargeLinks>,
     /// Most recently freed first.
     pub(crate) cached: List<LargeHeader, LargeLinks>,
     pub(crate) cached_bytes: usize,
@@ -74,10 +82,43 @@ pub(crate) struct LargeState {
 impl LargeState {
     pub(crate) const fn new() -> Self {
         LargeState {
-            live: List::new(),
             cached: List::new(),
             cached_bytes: 0,
         }
+    }
+}
+
+/// How many freed mappings a heap keeps for itself.
+pub(crate) const LOCAL_SLOTS: usize = 4;
+
+/// A heap's own cache of freed mappings, oldest first.
+pub(crate) struct LocalLarge {
+    pub(crate) slots: [*mut LargeHeader; LOCAL_SLOTS],
+    pub(crate) len: usize,
+    pub(crate) bytes: usize,
+}
+
+impl LocalLarge {
+    pub(crate) const fn new() -> Self {
+        LocalLarge {
+            slots: [ptr::null_mut(); LOCAL_SLOTS],
+            len: 0,
+            bytes: 0,
+        }
+    }
+
+    fn take(&mut self, i: usize) -> *mut LargeHeader {
+        let h = self.slots[i];
+        self.slots.copy_within(i + 1..self.len, i);
+        self.len -= 1;
+        self.slots[self.len] = ptr::null_mut();
+        // SAFETY: a cached mapping held by this cache.
+        self.bytes -= unsafe { (*h).map_size.load(Relaxed) };
+        h
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = *mut LargeHeader> + '_ {
+        self.slots[..self.len].iter().copied()
     }
 }
 
@@ -95,10 +136,19 @@ pub(crate) fn mapping_size(size: usize, user_offset: usize, page: usize) -> Opti
     need.checked_add(step - 1).map(|n| n & !(step - 1))
 }
 
+/// Whether a cached mapping of `have` bytes may serve a need of `need`.
+#[inline]
+fn fits(have: usize, need: usize) -> bool {
+    have >= need && have - need <= need / 4
+}
+
 impl<P: Platform> Allocator<P> {
-    /// Allocates a large block. `zeroed`: the caller needs zero bytes.
+    /// Allocates a large block for a heap (its local cache and counters).
+    /// `zeroed`: the caller needs zero bytes.
     pub(crate) fn large_alloc(
         &self,
+        local: &mut LocalLarge,
+        stats: &HeapStats,
         size: usize,
         align: usize,
         zeroed: bool,
@@ -114,38 +164,51 @@ impl<P: Platform> Allocator<P> {
         if map_size > isize::MAX as usize {
             return Err(AllocError::TooLarge { size });
         }
-        self.stats.large_allocs.add(1);
-        let reused = self.large.with(|st| {
-            // Best fit among mappings at most 25 % bigger than needed.
-            let mut best: *mut LargeHeader = ptr::null_mut();
-            let mut best_size = usize::MAX;
-            // SAFETY: cached headers are live mappings; we hold the lock.
-            for h in unsafe { st.cached.iter() } {
-                // SAFETY: as above.
-                let s = unsafe { (*h).map_size.load(Relaxed) };
-                if s >= map_size && s - map_size <= map_size / 4 && s < best_size {
-                    best = h;
-                    best_size = s;
-                }
+        stats.large_allocs.bump();
+        // 1. This heap's own cache: best fit, no lock.
+        let mut best = None;
+        for (i, h) in local.iter().enumerate() {
+            // SAFETY: cached mappings held by this heap are live mappings.
+            let s = unsafe { (*h).map_size.load(Relaxed) };
+            if fits(s, map_size) && best.is_none_or(|(_, bs)| s < bs) {
+                best = Some((i, s));
             }
-            if !best.is_null() {
-                // SAFETY: `best` is on the cached list.
-                unsafe {
-                    st.cached.remove(best);
+        }
+        let mut reused = match best {
+            Some((i, _)) => local.take(i),
+            None => ptr::null_mut(),
+        };
+        // 2. The global cache, under its lock.
+        if reused.is_null() {
+            reused = self.large.with(|st| {
+                let mut best: *mut LargeHeader = ptr::null_mut();
+                let mut best_size = usize::MAX;
+                // SAFETY: cached headers are live mappings; we hold the lock.
+                for h in unsafe { st.cached.iter() } {
+                    // SAFETY: as above.
+                    let s = unsafe { (*h).map_size.load(Relaxed) };
+                    if fits(s, map_size) && s < best_size {
+                        best = h;
+                        best_size = s;
+                    }
+                }
+                if !best.is_null() {
+                    // SAFETY: `best` is on the cached list.
+                    unsafe { st.cached.remove(best) };
                     st.cached_bytes -= best_size;
-                    (*best).user_offset.store(user_offset, Relaxed);
-                    (*best).state.store(STATE_LIVE, Relaxed);
-                    st.live.push_front(best);
                 }
-            }
-            best
-        });
+                best
+            });
+        }
         if !reused.is_null() {
-            self.stats.large_cache_hits.add(1);
-            self.stats.large_cached.sub(1);
-            self.stats.large_live.add(1);
-            // SAFETY: the header is live and ours now.
-            let user = unsafe { (*reused).base() } + user_offset;
+            // SAFETY: the header is ours now (taken off a cache).
+            let h = unsafe { &*reused };
+            h.user_offset.store(user_offset, Relaxed);
+            h.state.store(STATE_LIVE, Relaxed);
+            stats.large_hits.bump();
+            stats.large_live.bump();
+            stats.large_live_bytes.bump_by(h.map_size.load(Relaxed));
+            let user = h.base() + user_offset;
             if zeroed {
                 // SAFETY: the user block lies inside the mapping.
                 unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
@@ -154,6 +217,7 @@ impl<P: Platform> Allocator<P> {
             // SAFETY: inside a live mapping, so non-null.
             return Ok(unsafe { NonNull::new_unchecked(user as *mut u8) });
         }
+        // 3. A fresh mapping (already zero).
         let base = self
             .os_map(map_size, seg)
             .map_err(AllocError::OutOfMemory)?;
@@ -177,11 +241,9 @@ impl<P: Platform> Allocator<P> {
             P::GEOMETRY.segment_shift,
             Region::Large,
         );
-        // SAFETY: the new header is on no list.
-        self.large.with(|st| unsafe { st.live.push_front(h) });
-        self.stats.large_live.add(1);
+        stats.large_live.bump();
+        stats.large_live_bytes.bump_by(map_size);
         let user = base.as_ptr() as usize + user_offset;
-        // Fresh from the OS: already zero.
         // SAFETY: inside the mapping.
         Ok(unsafe { NonNull::new_unchecked(user as *mut u8) })
     }
@@ -206,37 +268,73 @@ impl<P: Platform> Allocator<P> {
                 },
             );
         }
+        // Zoo bug 9 skips this check: a second free of the same mapping
+        // inserts it into a cache a second time.
         if h.state.load(Relaxed) != STATE_LIVE && !self.config.zoo.on(Bug::LargeCacheDoubleInsert) {
             return Err(FreeError::DoubleFree { ptr: addr });
         }
         Ok(h)
     }
 
-    /// Frees a large block: into the cache, or back to the OS when it
-    /// would not fit the cache's caps.
-    pub(crate) fn large_free(&self, addr: usize) -> Result<(), FreeError> {
+    /// Frees a large block: into the freeing heap's own cache, else the
+    /// global cache, else back to the OS. `heap`: the freeing heap's cache
+    /// and counters, `None` for a thread without a heap (its counts go to
+    /// the allocator-wide totals, atomically).
+    pub(crate) fn large_free(
+        &self,
+        heap: Option<(&mut LocalLarge, &HeapStats)>,
+        addr: usize,
+    ) -> Result<(), FreeError> {
         let h = self.large_lookup(addr)?;
         let size = h.map_size.load(Relaxed);
         self.os.mark_block(addr as *mut u8, h.usable(), false);
+        h.state.store(STATE_CACHED, Relaxed);
         let hp = h as *const LargeHeader as *mut LargeHeader;
+        let local_cap = self.config.large_local_bytes;
+        let local = match heap {
+            Some((local, stats)) => {
+                stats.large_live.unbump();
+                stats.large_live_bytes.unbump_by(size);
+                Some(local)
+            }
+            None => {
+                self.stats.exited.large_live.sub(1);
+                self.stats.exited.large_live_bytes.sub(size);
+                None
+            }
+        };
+        match local {
+            Some(local) if size <= local_cap => {
+                // Make room: the oldest local mappings go to the global cache.
+                while local.len == LOCAL_SLOTS || local.bytes + size > local_cap {
+                    let old = local.take(0);
+                    self.large_to_global(old);
+                }
+                local.slots[local.len] = hp;
+                local.len += 1;
+                local.bytes += size;
+            }
+            _ => self.large_to_global(hp),
+        }
+        Ok(())
+    }
+
+    /// Puts a cached mapping on the global cache, evicting (unmapping) the
+    /// oldest beyond the caps, or unmaps it if it cannot fit at all.
+    pub(crate) fn large_to_global(&self, hp: *mut LargeHeader) {
+        // SAFETY: a cached mapping we hold.
+        let size = unsafe { (*hp).map_size.load(Relaxed) };
         let cap_bytes = self.config.large_cache_bytes;
         let cap_count = self.config.large_cache_count;
         // Evicted mappings are chained through their `next` link and
         // unmapped after the lock is released.
         let mut evicted: *mut LargeHeader = ptr::null_mut();
         let cached = self.large.with(|st| {
-            if h.state.load(Relaxed) == STATE_LIVE {
-                // SAFETY: a live header is on the live list.
-                unsafe { st.live.remove(hp) };
-            }
-            // Zoo bug 9 skips the state check above in `large_lookup`: a
-            // second free of the same mapping inserts it a second time.
             if size > cap_bytes || cap_count == 0 {
                 return false;
             }
-            h.state.store(STATE_CACHED, Relaxed);
-            // SAFETY: the header is on no list now (or, under zoo bug 9,
-            // already on the cached list: the corruption the bug is about).
+            // SAFETY: the header is on no list (or, under zoo bug 9, already
+            // on one: the corruption the bug is about).
             unsafe { st.cached.push_front(hp) };
             st.cached_bytes += size;
             while st.cached_bytes > cap_bytes || st.cached.len > cap_count {
@@ -251,23 +349,26 @@ impl<P: Platform> Allocator<P> {
             }
             true
         });
-        self.stats.large_live.sub(1);
-        if cached {
-            self.stats.large_cached.add(1);
-        } else {
-            // SAFETY: the mapping is off every list and nothing refers to it.
+        if !cached {
+            // SAFETY: off every list; nothing refers to it.
             unsafe { self.large_unmap(hp) };
         }
         while !evicted.is_null() {
             // SAFETY: evicted headers are off every list; read the chain
             // link before the mapping goes away.
             let next = unsafe { (*evicted).next.get() };
-            self.stats.large_cached.sub(1);
             // SAFETY: as above.
             unsafe { self.large_unmap(evicted) };
             evicted = next;
         }
-        Ok(())
+    }
+
+    /// Hands a heap's own cached mappings to the global cache (flush, exit).
+    pub(crate) fn large_flush_local(&self, local: &mut LocalLarge) {
+        while local.len > 0 {
+            let h = local.take(0);
+            self.large_to_global(h);
+        }
     }
 
     /// # Safety
@@ -281,7 +382,7 @@ impl<P: Platform> Allocator<P> {
         unsafe { self.os_unmap(NonNull::new_unchecked(base as *mut u8), size, size) };
     }
 
-    /// Empties the large cache (trim).
+    /// Empties the global large cache (trim).
     pub(crate) fn large_trim(&self) {
         loop {
             // SAFETY: cached headers are live mappings.
@@ -295,7 +396,6 @@ impl<P: Platform> Allocator<P> {
             if t.is_null() {
                 return;
             }
-            self.stats.large_cached.sub(1);
             // SAFETY: off every list.
             unsafe { self.large_unmap(t) };
         }

@@ -24,11 +24,12 @@ pub struct Stats {
     /// Slabs retired to their segment, and decommitted.
     pub slabs_retired: usize,
     pub slabs_decommitted: usize,
-    /// Large allocations, those served from the cache, mappings live now
-    /// and cached now.
+    /// Large allocations, those served from a cache, mappings live now
+    /// (and their bytes), and mappings cached now (globally and by heaps).
     pub large_allocs: usize,
     pub large_cache_hits: usize,
     pub large_live: usize,
+    pub large_live_bytes: usize,
     pub large_cached: usize,
     /// Thread-cache refills, drains, and frees by non-owners.
     pub refills: usize,
@@ -58,10 +59,24 @@ impl Counter {
     pub(crate) fn sub(&self, n: usize) {
         self.0.fetch_sub(n, Relaxed);
     }
-    /// Owner-only increment: a plain load + store, no atomic RMW.
+    /// Owner-only increment: a plain load + store, no atomic RMW. Per-heap
+    /// counters may wrap below zero (a block allocated by one heap, freed by
+    /// another); the sum over heaps is exact.
     #[inline(always)]
     pub(crate) fn bump(&self) {
-        self.0.store(self.0.load(Relaxed) + 1, Relaxed);
+        self.bump_by(1);
+    }
+    #[inline(always)]
+    pub(crate) fn bump_by(&self, n: usize) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+    #[inline(always)]
+    pub(crate) fn unbump(&self) {
+        self.unbump_by(1);
+    }
+    #[inline(always)]
+    pub(crate) fn unbump_by(&self, n: usize) {
+        self.0.store(self.0.load(Relaxed).wrapping_sub(n), Relaxed);
     }
     #[inline]
     pub(crate) fn get(&self) -> usize {
@@ -82,10 +97,6 @@ pub(crate) struct GlobalStats {
     pub(crate) segments_unmapped: Counter,
     pub(crate) slabs_retired: Counter,
     pub(crate) slabs_decommitted: Counter,
-    pub(crate) large_allocs: Counter,
-    pub(crate) large_cache_hits: Counter,
-    pub(crate) large_live: Counter,
-    pub(crate) large_cached: Counter,
     pub(crate) adoptions: Counter,
     pub(crate) heaps_created: Counter,
     pub(crate) heaps_live: Counter,
@@ -108,10 +119,6 @@ impl GlobalStats {
             segments_unmapped: Counter::new(),
             slabs_retired: Counter::new(),
             slabs_decommitted: Counter::new(),
-            large_allocs: Counter::new(),
-            large_cache_hits: Counter::new(),
-            large_live: Counter::new(),
-            large_cached: Counter::new(),
             adoptions: Counter::new(),
             heaps_created: Counter::new(),
             heaps_live: Counter::new(),
@@ -133,13 +140,14 @@ impl GlobalStats {
             segments_unmapped: self.segments_unmapped.get(),
             slabs_retired: self.slabs_retired.get(),
             slabs_decommitted: self.slabs_decommitted.get(),
-            large_allocs: self.large_allocs.get(),
-            large_cache_hits: self.large_cache_hits.get(),
-            large_live: self.large_live.get(),
-            large_cached: self.large_cached.get(),
-            refills: self.exited.refills.get(),
-            drains: self.exited.drains.get(),
-            remote_frees: self.exited.remote_frees.get(),
+            refills: 0,
+            drains: 0,
+            remote_frees: 0,
+            large_allocs: 0,
+            large_cache_hits: 0,
+            large_live: 0,
+            large_live_bytes: 0,
+            large_cached: 0,
             adoptions: self.adoptions.get(),
             heaps_live: self.heaps_live.get(),
             heaps_created: self.heaps_created.get(),
@@ -148,11 +156,16 @@ impl GlobalStats {
     }
 }
 
-/// Per-heap counters.
+/// Per-heap counters (and, in `GlobalStats::exited`, the totals of heaps
+/// that exited plus what heapless frees changed).
 pub(crate) struct HeapStats {
     pub(crate) refills: Counter,
     pub(crate) drains: Counter,
     pub(crate) remote_frees: Counter,
+    pub(crate) large_allocs: Counter,
+    pub(crate) large_hits: Counter,
+    pub(crate) large_live: Counter,
+    pub(crate) large_live_bytes: Counter,
 }
 
 impl HeapStats {
@@ -161,18 +174,41 @@ impl HeapStats {
             refills: Counter::new(),
             drains: Counter::new(),
             remote_frees: Counter::new(),
+            large_allocs: Counter::new(),
+            large_hits: Counter::new(),
+            large_live: Counter::new(),
+            large_live_bytes: Counter::new(),
         }
     }
 
-    pub(crate) fn add_to(&self, s: &mut Stats) {
-        s.refills += self.refills.get();
-        s.drains += self.drains.get();
-        s.remote_frees += self.remote_frees.get();
+    fn all(&self) -> [&Counter; 7] {
+        [
+            &self.refills,
+            &self.drains,
+            &self.remote_frees,
+            &self.large_allocs,
+            &self.large_hits,
+            &self.large_live,
+            &self.large_live_bytes,
+        ]
     }
 
+    /// Adds these counters to a snapshot (wrapping: see `Counter::bump`).
+    pub(crate) fn add_to(&self, s: &mut Stats) {
+        let [a, b, c, d, e, f, g] = self.all().map(Counter::get);
+        s.refills = s.refills.wrapping_add(a);
+        s.drains = s.drains.wrapping_add(b);
+        s.remote_frees = s.remote_frees.wrapping_add(c);
+        s.large_allocs = s.large_allocs.wrapping_add(d);
+        s.large_cache_hits = s.large_cache_hits.wrapping_add(e);
+        s.large_live = s.large_live.wrapping_add(f);
+        s.large_live_bytes = s.large_live_bytes.wrapping_add(g);
+    }
+
+    /// Adds these counters into `total` (atomically: other heaps fold too).
     pub(crate) fn fold_into(&self, total: &HeapStats) {
-        total.refills.add(self.refills.get());
-        total.drains.add(self.drains.get());
-        total.remote_frees.add(self.remote_frees.get());
+        for (mine, theirs) in self.all().into_iter().zip(total.all()) {
+            theirs.add(mine.get());
+        }
     }
 }
