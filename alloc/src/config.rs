@@ -10,11 +10,11 @@ use crate::zoo::Zoo;
 pub struct Config {
     /// Frees (by the owning heap) between two periodic drains, in which
     /// every class cache gives half its blocks back to their slabs so that
-    /// slabs can become empty. Default 4096.
+    /// slabs can become empty. Default 16384.
     pub drain_interval: u32,
     /// Per-class thread-cache budget in bytes: a class caches
     /// `clamp(cache_bytes / class_size, cache_min, cache_max)` blocks;
-    /// a refill takes half of that. Default 64 KiB, 4..=1024 blocks.
+    /// a refill takes half of that. Default 64 KiB, 4..=4096 blocks.
     pub cache_bytes: usize,
     pub cache_min: u32,
     pub cache_max: u32,
@@ -43,10 +43,10 @@ pub struct Config {
 
 impl Config {
     pub const DEFAULT: Config = Config {
-        drain_interval: 4096,
+        drain_interval: 16384,
         cache_bytes: 64 * 1024,
         cache_min: 4,
-        cache_max: 1024,
+        cache_max: 4096,
         segment_cache_bytes: 32 << 20,
         large_cache_bytes: 64 << 20,
         large_cache_count: 64,

@@ -427,22 +427,58 @@ impl<P: Platform> HeapData<P> {
             slabs: [ptr::null_mut(); 16],
             len: 0,
         };
-        while self.caches[c].count() > keep {
+        // Consecutive cached blocks usually share a slab: chain them and
+        // splice each run into its slab once.
+        let mut run_slab: *mut Slab<P> = ptr::null_mut();
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let (mut head, mut tail, mut n) =
+            (ptr::null_mut::<Block>(), ptr::null_mut::<Block>(), 0u32);
+        let mut left = self.caches[c].count().saturating_sub(keep);
+        while left > 0 {
+            left -= 1;
             let b = self.caches[c].pop();
-            // SAFETY: a cached block lies in a live segment (I4).
-            let slab_ptr = unsafe { (*Segment::<P>::of(b as usize)).slab_of(b as usize) };
-            // SAFETY: as above; we own the slab.
-            let emptied = unsafe { (*slab_ptr).push_local(b, self.zoo) };
-            if emptied && slab_ptr != self.classes[c].current {
-                if batch.len == batch.slabs.len() {
-                    self.retire_batch(c, &mut batch);
+            let addr = b as usize;
+            if addr.wrapping_sub(lo) >= hi - lo {
+                if n > 0 {
+                    // SAFETY: a run of `n` cached blocks of `run_slab`, ours.
+                    if unsafe { (*run_slab).push_local_chain(head, tail, n, self.zoo) } {
+                        self.note_emptied(c, run_slab, &mut batch);
+                    }
                 }
-                batch.slabs[batch.len] = slab_ptr;
-                batch.len += 1;
+                // SAFETY: a cached block lies in a live segment (I4).
+                run_slab = unsafe { (*Segment::<P>::of(addr)).slab_of(addr) };
+                // SAFETY: as above.
+                let s = unsafe { &*run_slab };
+                lo = s.start.load(Relaxed);
+                hi = lo + s.carved_size.load(Relaxed);
+                (head, tail, n) = (ptr::null_mut(), b, 0);
+            }
+            // SAFETY: a cached block we own; relinked into the run.
+            unsafe { block::set_next(b, head) };
+            head = b;
+            n += 1;
+        }
+        if n > 0 {
+            // SAFETY: as above.
+            if unsafe { (*run_slab).push_local_chain(head, tail, n, self.zoo) } {
+                self.note_emptied(c, run_slab, &mut batch);
             }
         }
         self.retire_batch(c, &mut batch);
         self.stats.drains.bump();
+    }
+
+    /// A slab of class `c` became empty during a drain: retire it with the
+    /// batch (unless it is the current slab, which stays for reuse).
+    fn note_emptied(&mut self, c: usize, slab: *mut Slab<P>, batch: &mut RetireBatch<P>) {
+        if slab == self.classes[c].current {
+            return;
+        }
+        if batch.len == batch.slabs.len() {
+            self.retire_batch(c, batch);
+        }
+        batch.slabs[batch.len] = slab;
+        batch.len += 1;
     }
 
     fn retire_batch(&mut self, c: usize, batch: &mut RetireBatch<P>) {

@@ -309,22 +309,30 @@ impl<P: Platform> Slab<P> {
         got
     }
 
-    /// Drain: returns one cached block to the local free list. Returns true
-    /// when the slab has just become empty.
+    /// Drain: returns a chain of `n` cached blocks (`head` .. `tail`, linked)
+    /// to the local free list. Returns true when the slab has just become
+    /// empty.
     ///
     /// # Safety
-    /// The caller owns the slab; `b` is a cached (tagged) block of it.
+    /// The caller owns the slab; the chain holds `n` cached (tagged) blocks
+    /// of it.
     #[inline]
-    pub(crate) unsafe fn push_local(&self, b: *mut Block, zoo: Zoo) -> bool {
-        // SAFETY: per the contract the block is free and ours.
-        unsafe { block::set_next(b, self.free_local.get()) };
-        self.free_local.set(b);
-        self.free_count.set(self.free_count.get().wrapping_add(1));
+    pub(crate) unsafe fn push_local_chain(
+        &self,
+        head: *mut Block,
+        tail: *mut Block,
+        n: u32,
+        zoo: Zoo,
+    ) -> bool {
+        // SAFETY: per the contract the blocks are free and ours.
+        unsafe { block::set_next(tail, self.free_local.get()) };
+        self.free_local.set(head);
+        self.free_count.set(self.free_count.get().wrapping_add(n));
         if zoo.on(Bug::DrainForgetsUsed) {
             // Zoo bug 1: the slab never sees its blocks come back.
             return false;
         }
-        let used = self.used.get().wrapping_sub(1);
+        let used = self.used.get().wrapping_sub(n);
         self.used.set(used);
         used == 0
     }
