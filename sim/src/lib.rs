@@ -16,6 +16,7 @@ pub mod model;
 pub mod runner;
 pub mod sim_os;
 pub mod trace;
+pub mod zoo;
 
 pub use bytes::{decode, encode};
 pub use gen::{generate, Mix, SplitMix64};

@@ -24,7 +24,8 @@ const USAGE: &str = "usage:
   hakmem-sim fmt FILE           (raw fuzz input -> text trace on stdout)
   hakmem-sim minimize FILE      [-o OUT] [--production] [--zoo BUG] [--seconds T]
   hakmem-sim gen --seed S --ops N --mix random|larson|producer-consumer|slab-churn [--bytes] [-o FILE]
-  hakmem-sim explore --seconds T --seed S [--ops N] [--out DIR] [--production] [--zoo BUG] [--no-fork]";
+  hakmem-sim explore --seconds T --seed S [--ops N] [--out DIR] [--production] [--zoo BUG] [--no-fork]
+  hakmem-sim zoo [--seconds T] [--bugs a,b] [--seed S] [--repro-dir DIR] [--md FILE]   (needs --features zoo)";
 
 struct Args {
     pos: Vec<String>,
@@ -42,6 +43,9 @@ impl Args {
             "--ops",
             "--mix",
             "--out",
+            "--bugs",
+            "--repro-dir",
+            "--md",
         ];
         let (mut pos, mut flags) = (Vec::new(), Vec::new());
         let mut i = 0;
@@ -293,6 +297,52 @@ fn cmd_explore(args: &Args) -> Result<ExitCode, String> {
     }
 }
 
+fn cmd_zoo(args: &Args) -> Result<ExitCode, String> {
+    use hakmem_sim::zoo::{explore_tool, table, write_zoo_repro, ZooRow};
+    if !hakmem::Zoo::COMPILED {
+        return Err("the zoo needs a build with the zoo feature: cargo run --release -p hakmem-sim --features zoo -- zoo".into());
+    }
+    let budget = Duration::from_secs_f64(args.num("--seconds", 10.0)?);
+    let seed = args.num("--seed", 1u64)?;
+    let bugs: Vec<hakmem::Bug> = match args.get("--bugs") {
+        None => hakmem::Bug::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|n| hakmem::Bug::from_name(n.trim()).ok_or(format!("--bugs: unknown bug '{n}'")))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut rows = Vec::new();
+    for bug in bugs {
+        eprintln!("zoo: {} ...", bug.name());
+        let results = vec![explore_tool(bug, budget, seed)];
+        let row = ZooRow { bug, results };
+        if let Some(dir) = args.get("--repro-dir") {
+            if let Some(p) = write_zoo_repro(std::path::Path::new(dir), &row)
+                .map_err(|e| format!("{dir}: {e}"))?
+            {
+                eprintln!("zoo: {} -> {}", bug.name(), p.display());
+            }
+        }
+        rows.push(row);
+    }
+    let t = table(&rows);
+    print!("{t}");
+    if let Some(md) = args.get("--md") {
+        std::fs::write(md, &t).map_err(|e| format!("{md}: {e}"))?;
+    }
+    let escaped: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.caught())
+        .map(|r| r.bug.name())
+        .collect();
+    if escaped.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("escaped: {}", escaped.join(", "));
+        Ok(ExitCode::from(1))
+    }
+}
+
 fn main() -> ExitCode {
     let v: Vec<String> = std::env::args().skip(1).collect();
     let args = Args::parse(&v);
@@ -302,6 +352,7 @@ fn main() -> ExitCode {
         Some("minimize") => cmd_minimize(&args),
         Some("gen") => cmd_gen(&args),
         Some("explore") => cmd_explore(&args),
+        Some("zoo") => cmd_zoo(&args),
         _ => Err(USAGE.to_string()),
     };
     match r {

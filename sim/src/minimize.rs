@@ -5,7 +5,9 @@
 //!
 //! Passes, repeated until nothing changes:
 //! 1. cut everything after the failing op;
-//! 2. ddmin: remove chunks of ops, halving the chunk size;
+//! 2. ddmin: remove chunks of ops, halving the chunk size; then slide a
+//!    window of each power-of-two size over the trace (timing-sensitive
+//!    failures need a run removed that is not aligned to ddmin's chunks);
 //! 3. remove every op naming one handle at once;
 //! 4. move each thread's ops onto a lower thread;
 //! 5. simplify sizes and alignments (smaller, default);
@@ -87,6 +89,7 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
         let before = cur.len();
         let before_text = Trace { ops: cur.clone() }.to_string();
         ddmin(&mut cx, &mut cur);
+        remove_windows(&mut cx, &mut cur);
         remove_handles(&mut cx, &mut cur);
         merge_threads(&mut cx, &mut cur);
         simplify_sizes(&mut cx, &mut cur);
@@ -163,6 +166,38 @@ fn ddmin(cx: &mut Ctx<'_>, cur: &mut Vec<Op>) {
             }
             n = (n * 2).min(cur.len());
         }
+    }
+}
+
+/// Removes contiguous runs of ops. Timing-sensitive failures (a slab must
+/// run out exactly at some op) survive only the removal of a run of the
+/// right length, which neither ddmin's aligned chunks nor single removals
+/// reach. Short traces get every run, longest first; longer ones a sliding
+/// window of each power-of-two size. Bounded by a run budget.
+fn remove_windows(cx: &mut Ctx<'_>, cur: &mut Vec<Op>) {
+    const MAX_RUNS: usize = 4000;
+    const EXHAUSTIVE_BELOW: usize = 120;
+    let budget_end = cx.runs + MAX_RUNS;
+    let mut size = cur.len().saturating_sub(1);
+    while size >= 2 && cx.runs < budget_end && !cx.out_of_time() {
+        let mut start = 0;
+        let mut removed = false;
+        while start + size <= cur.len() && cx.runs < budget_end && !cx.out_of_time() {
+            let mut cand = cur[..start].to_vec();
+            cand.extend_from_slice(&cur[start + size..]);
+            if try_keep(cx, cur, cand) {
+                removed = true;
+            } else {
+                start += 1;
+            }
+        }
+        size = if removed {
+            size.min(cur.len().saturating_sub(1))
+        } else if cur.len() < EXHAUSTIVE_BELOW {
+            size - 1
+        } else {
+            size / 2
+        };
     }
 }
 
