@@ -141,7 +141,8 @@ mod slot {
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod slot {
-    
+    use core::cell::Cell;
+
     std::thread_local! {
         static SLOT: Cell<usize> = const { Cell::new(0) };
     }
