@@ -201,7 +201,12 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.invariant, self.clause, self.detail)?;
         if let (Some(e), Some(x)) = (self.expected, self.found) {
-            write!(f, " (expected {e}, found {x})")?;
+            // Addresses in hex (so tools can rewrite them), counts in decimal.
+            if e > u32::MAX as usize || x > u32::MAX as usize {
+                write!(f, " (expected {e:#x}, found {x:#x})")?;
+            } else {
+                write!(f, " (expected {e}, found {x})")?;
+            }
         }
         if let Some(b) = self.block {
             write!(f, "; block {b:#x}")?;
@@ -569,7 +574,7 @@ impl<P: Platform> Walk<'_, P> {
             );
         }
         let carved = slab.carved.get() as usize;
-        if carved > cap || slab.carved_end.load(Relaxed) != start + carved * stride {
+        if carved > cap || slab.carved_size.load(Relaxed) != carved * stride {
             return Err(fail(
                 Invariant::I2,
                 "SLAB-BOUNDS",
@@ -654,13 +659,13 @@ impl<P: Platform> Walk<'_, P> {
                 let mut n = 0u32;
                 let mut b = cache.head;
                 while !b.is_null() {
-                    if n > cache.count {
+                    if n > cache.count() {
                         return Err(fail(
                             Invariant::I3,
                             "TC-BOUND",
                             "thread cache longer than its count (a cycle?)",
                         )
-                        .values(cache.count as usize, n as usize));
+                        .values(cache.count() as usize, n as usize));
                     }
                     let addr = b as usize;
                     let Some(slab_ptr) = self.slab_of(addr) else {
@@ -693,18 +698,18 @@ impl<P: Platform> Walk<'_, P> {
                     slab.scratch.set(slab.scratch.get() + 1);
                     n += 1;
                 }
-                if n != cache.count {
+                if n != cache.count() {
                     return Err(fail(
                         Invariant::I3,
                         "TC-BOUND",
                         "thread cache count disagrees with its list",
                     )
-                    .values(n as usize, cache.count as usize));
+                    .values(n as usize, cache.count() as usize));
                 }
-                if cache.count > cache.cap {
+                if cache.is_over() {
                     return Err(
                         fail(Invariant::I3, "TC-BOUND", "thread cache over capacity")
-                            .values(cache.cap as usize, cache.count as usize),
+                            .values(cache.cap as usize, cache.count() as usize),
                     );
                 }
                 self.report.cached_blocks += n as usize;
@@ -1157,7 +1162,7 @@ impl<P: Platform> Walk<'_, P> {
             for c in 0..P::GEOMETRY.class_count() {
                 let mut b = heap.caches[c].head;
                 let mut n = 0;
-                while !b.is_null() && n <= heap.caches[c].count {
+                while !b.is_null() && n <= heap.caches[c].count() {
                     let Some(slab_ptr) = self.slab_of(b as usize) else {
                         break;
                     };

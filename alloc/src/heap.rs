@@ -157,6 +157,38 @@ impl<P: Platform> HeapData<P> {
         self.alloc_slow(size, align, false)
     }
 
+    /// [`alloc_pow2`](Self::alloc_pow2) returning a raw pointer, null on
+    /// failure: what `malloc` and `GlobalAlloc` want, without building a
+    /// `Result` on the fast path.
+    #[inline(always)]
+    pub fn alloc_raw(&mut self, size: usize, align: usize) -> *mut u8 {
+        debug_assert!(align.is_power_of_two());
+        if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
+            let c = class_of(size);
+            // SAFETY: as in `alloc_pow2`.
+            let cache = unsafe { self.caches.get_unchecked_mut(c) };
+            let b = cache.pop();
+            if !b.is_null() {
+                // SAFETY: a cached block is a free block of one of our slabs.
+                unsafe { block::make_live(b) };
+                self.allocator()
+                    .os
+                    .mark_block(b.cast(), class_size(c), true);
+                return b.cast();
+            }
+        }
+        self.alloc_raw_slow(size, align)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_raw_slow(&mut self, size: usize, align: usize) -> *mut u8 {
+        match self.alloc_slow(size, align, false) {
+            Ok(p) => p.as_ptr(),
+            Err(_) => ptr::null_mut(),
+        }
+    }
+
     /// Allocates zeroed memory (`align` as for [`alloc`](Self::alloc)).
     pub fn alloc_zeroed(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
         self.alloc_slow(size, align, true)
@@ -202,8 +234,8 @@ impl<P: Platform> HeapData<P> {
         loop {
             let cur = self.classes[c].current;
             if !cur.is_null() {
-                // SAFETY: `current` is a slab we own, of class `c`, committed.
                 let os = &self.allocator().os;
+                // SAFETY: `current` is a slab we own, of class `c`, committed.
                 let n = unsafe { (*cur).take(want, &mut self.caches[c], self.key, self.zoo, os) };
                 if n > 0 {
                     self.stats.refills.bump();
@@ -301,7 +333,7 @@ impl<P: Platform> HeapData<P> {
         let seg = unsafe { &*Segment::<P>::of(addr) };
         // SAFETY: the slab table of a live segment is initialised.
         let slab = unsafe { &*seg.slab_of(addr) };
-        if let Err(e) = slab.block_index(addr) {
+        if let Err(e) = slab.check_block(addr) {
             return Err(lookup_error(e, addr));
         }
         let b = addr as *mut Block;
@@ -319,11 +351,14 @@ impl<P: Platform> HeapData<P> {
             // SAFETY: the block was live and is ours to link.
             unsafe { block::make_free(b, cache.head, self.key) };
             cache.head = b;
-            cache.count += 1;
-            let over = cache.count > cache.cap;
-            self.free_countdown -= 1;
-            if over || self.free_countdown == 0 {
+            cache.room -= 1;
+            if cache.room < 0 {
                 self.after_free_slow(class);
+            } else {
+                self.free_countdown -= 1;
+                if self.free_countdown == 0 {
+                    self.after_free_slow(class);
+                }
             }
         } else {
             self.free_remote(slab, b);
@@ -361,11 +396,12 @@ impl<P: Platform> HeapData<P> {
         if self.caches[class].is_over() {
             let keep = self.caches[class].cap / 2;
             self.drain_class(class, keep);
+            self.free_countdown -= 1;
         }
         if self.free_countdown == 0 {
             self.free_countdown = self.allocator().config.drain_interval.max(1);
             for c in 0..P::GEOMETRY.class_count() {
-                let n = self.caches[c].count;
+                let n = self.caches[c].count();
                 if n > 0 {
                     self.drain_class(c, n / 2);
                 }
@@ -383,7 +419,7 @@ impl<P: Platform> HeapData<P> {
             slabs: [ptr::null_mut(); 16],
             len: 0,
         };
-        while self.caches[c].count > keep {
+        while self.caches[c].count() > keep {
             let b = self.caches[c].pop();
             // SAFETY: a cached block lies in a live segment (I4).
             let slab_ptr = unsafe { (*Segment::<P>::of(b as usize)).slab_of(b as usize) };
@@ -503,7 +539,7 @@ impl<P: Platform> HeapData<P> {
             Region::Segment => {
                 // SAFETY: as in `free`.
                 let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
-                slab.block_index(addr).map_err(|e| lookup_error(e, addr))?;
+                slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
                 // SAFETY: a carved block start.
                 if unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, self.key) {
                     return Err(FreeError::DoubleFree { ptr: addr });
@@ -602,7 +638,7 @@ pub(crate) fn free_without_heap<P: Platform>(
         Region::Segment => {
             // SAFETY: the registry marks a live segment there.
             let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
-            slab.block_index(addr).map_err(|e| lookup_error(e, addr))?;
+            slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
             let b = addr as *mut Block;
             // SAFETY: a carved block start of an in-use slab.
             if unsafe { block::read_tag(b) } == block::tag(addr, key) {

@@ -138,6 +138,21 @@ pub const fn div_by_magic(offset: usize, magic: u64) -> usize {
     ((offset as u64 * magic) >> DIV_SHIFT) as usize
 }
 
+/// Constant for the divisibility test `off % stride == 0` without a
+/// division (Lemire, Kaser, Kurz 2019, "Faster remainder by direct
+/// computation"): with `c = floor((2^64 - 1) / stride) + 1`,
+/// `off % stride == 0` iff `off.wrapping_mul(c) < c`, for every
+/// `off < 2^32` (checked exhaustively per class up to a segment in tests).
+#[inline(always)]
+pub const fn divisibility_constant(stride: usize) -> u64 {
+    u64::MAX / stride as u64 + 1
+}
+
+#[inline(always)]
+pub const fn is_multiple(offset: usize, c: u64) -> bool {
+    (offset as u64).wrapping_mul(c) < c
+}
+
 const _: () = assert!(class_size(0) == 16 && class_size(7) == 128);
 const _: () = assert!(class_size(8) == 160 && class_size(11) == 256 && class_size(12) == 320);
 const _: () = assert!(class_size(CLASS_TABLE_LEN - 1) == MAX_CLASS_SIZE);
@@ -198,6 +213,21 @@ mod tests {
         assert_eq!(class_for(100, 8192), None);
         assert_eq!(class_for(100, 48), None);
         assert_eq!(class_for(MAX_CLASS_SIZE + 1, 16), None);
+    }
+
+    #[test]
+    fn divisibility_test_is_exact_for_every_offset_in_a_segment() {
+        for c in 0..CLASS_TABLE_LEN {
+            let stride = class_size(c);
+            let k = divisibility_constant(stride);
+            for off in 0..(1usize << DIV_MAX_OFFSET_SHIFT) {
+                assert_eq!(
+                    is_multiple(off, k),
+                    off % stride == 0,
+                    "stride {stride} off {off}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::
 use crate::block::{self, Block};
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
 use crate::remote::RemoteStack;
-use crate::size_class::{class_size, div_by_magic, div_magic};
+use crate::size_class::{class_size, div_by_magic, div_magic, divisibility_constant, is_multiple};
 use crate::thread_cache::ThreadCache;
 use crate::zoo::{Bug, Zoo};
 
@@ -60,10 +60,11 @@ pub(crate) struct Slab<P: Platform> {
     // ---- line 0: read by every free; written on bind, retire and carve ----
     /// Address of block 0; 0 while free.
     pub(crate) start: AtomicUsize,
-    /// `start + carved * stride`: the first uncarved byte.
-    pub(crate) carved_end: AtomicUsize,
-    /// `div_magic(stride)`: block index without a division.
-    pub(crate) div_magic: AtomicU64,
+    /// `carved * stride`: bytes of the block area carved so far.
+    pub(crate) carved_size: AtomicUsize,
+    /// `divisibility_constant(stride)`: the block-start test without a
+    /// division.
+    pub(crate) div_const: AtomicU64,
     /// Id of the owning heap, or `NO_OWNER`.
     pub(crate) owner: AtomicUsizeOf<P>,
     /// Head of the local free list (owner only).
@@ -101,8 +102,8 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn new() -> Self {
         Slab {
             start: AtomicUsize::new(0),
-            carved_end: AtomicUsize::new(0),
-            div_magic: AtomicU64::new(0),
+            carved_size: AtomicUsize::new(0),
+            div_const: AtomicU64::new(0),
             owner: AtomicUsizeOps::new(NO_OWNER),
             free_local: Cell::new(ptr::null_mut()),
             stride: AtomicU32::new(0),
@@ -147,9 +148,9 @@ impl<P: Platform> Slab<P> {
             "a free slab has an empty remote queue"
         );
         self.stride.store(stride as u32, Relaxed);
-        self.div_magic.store(div_magic(stride), Relaxed);
+        self.div_const.store(divisibility_constant(stride), Relaxed);
         self.start.store(start, Relaxed);
-        self.carved_end.store(start, Relaxed);
+        self.carved_size.store(0, Relaxed);
         self.capacity.set(capacity as u32);
         self.carved.set(0);
         self.used.set(0);
@@ -162,7 +163,7 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn unbind(&self) {
         self.class_idx.store(CLASS_NONE, Relaxed);
         self.start.store(0, Relaxed);
-        self.carved_end.store(0, Relaxed);
+        self.carved_size.store(0, Relaxed);
         self.owner.store(NO_OWNER, Relaxed);
         self.free_local.set(ptr::null_mut());
         self.free_count.set(0);
@@ -171,21 +172,37 @@ impl<P: Platform> Slab<P> {
         self.state.set(SlabState::Free);
     }
 
-    /// The block index of `addr` if it is the start of a carved block.
+    /// Whether `addr` is the start of a carved block: the free path's
+    /// validation, two loads, a multiply and two compares.
     #[inline(always)]
-    pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
+    pub(crate) fn check_block(&self, addr: usize) -> Result<(), BlockLookup> {
         let start = self.start.load(Relaxed);
         let off = addr.wrapping_sub(start);
-        if off >= self.carved_end.load(Relaxed).wrapping_sub(start) {
+        if off >= self.carved_size.load(Relaxed) {
             return Err(BlockLookup::NotCarved);
         }
-        let idx = div_by_magic(off, self.div_magic.load(Relaxed));
-        if idx * self.stride.load(Relaxed) as usize != off {
-            return Err(BlockLookup::Interior {
-                block: start + idx * self.stride.load(Relaxed) as usize,
-            });
+        if !is_multiple(off, self.div_const.load(Relaxed)) {
+            return Err(self.interior(off));
         }
-        Ok(idx)
+        Ok(())
+    }
+
+    #[cold]
+    fn interior(&self, off: usize) -> BlockLookup {
+        let stride = self.stride.load(Relaxed) as usize;
+        BlockLookup::Interior {
+            block: self.start.load(Relaxed) + off / stride * stride,
+        }
+    }
+
+    /// The block index of `addr` if it is the start of a carved block.
+    pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
+        self.check_block(addr)?;
+        let off = addr - self.start.load(Relaxed);
+        Ok(div_by_magic(
+            off,
+            div_magic(self.stride.load(Relaxed) as usize),
+        ))
     }
 
     /// True if a refill can get a block from this slab.
@@ -265,7 +282,8 @@ impl<P: Platform> Slab<P> {
             let carved = self.carved.get();
             let n = (want - got).min(self.capacity.get() - carved);
             let stride = self.stride.load(Relaxed) as usize;
-            let mut addr = self.carved_end.load(Relaxed);
+            let start = self.start.load(Relaxed);
+            let mut addr = start + self.carved_size.load(Relaxed);
             for _ in 0..n {
                 let blk = addr as *mut Block;
                 os.mark_block(blk.cast(), stride, false);
@@ -278,7 +296,7 @@ impl<P: Platform> Slab<P> {
                 addr += stride;
             }
             self.carved.set(carved + n);
-            self.carved_end.store(addr, Relaxed);
+            self.carved_size.store(addr - start, Relaxed);
             got += n;
         }
         // Zoo bug 5: blocks spliced from the free list are not counted.

@@ -1,8 +1,11 @@
 //! The per-class thread cache (the "TLS SLL"): a singly linked stack of
 //! free blocks with a count and a bounded capacity, owned by one heap.
 //!
-//! TC-BOUND  `count` is the length of the list and, after every free
-//!           returns, `count <= cap` (the free that overflows drains)
+//! TC-BOUND  `cap - room` is the length of the list and, after every free
+//!           returns, `room >= 0` (the free that overflows drains)
+//!
+//! The cache keeps `room` (free slots left) rather than a count, so the
+//! free fast path is one decrement and a sign test.
 //!
 //! Cached blocks are counted in their slab's `used` (I3) and carry their
 //! free tag (BLOCK-TAG), so a double free of a cached block is caught.
@@ -14,7 +17,8 @@ use crate::block::{self, Block};
 #[repr(C)]
 pub(crate) struct ThreadCache {
     pub(crate) head: *mut Block,
-    pub(crate) count: u32,
+    /// `cap - length`; negative when over capacity.
+    pub(crate) room: i32,
     pub(crate) cap: u32,
 }
 
@@ -22,7 +26,7 @@ impl ThreadCache {
     pub(crate) const fn new(cap: u32) -> Self {
         ThreadCache {
             head: ptr::null_mut(),
-            count: 0,
+            room: cap as i32,
             cap,
         }
     }
@@ -35,7 +39,7 @@ impl ThreadCache {
             // SAFETY: a cached block is a free block of a committed slab
             // (TC-BOUND keeps the list well formed).
             self.head = unsafe { block::next(b) };
-            self.count -= 1;
+            self.room += 1;
         }
         b
     }
@@ -50,11 +54,17 @@ impl ThreadCache {
         // SAFETY: per the contract the block is ours to link.
         unsafe { block::set_next(b, self.head) };
         self.head = b;
-        self.count += 1;
+        self.room -= 1;
+    }
+
+    /// Blocks on the list.
+    #[inline]
+    pub(crate) fn count(&self) -> u32 {
+        (self.cap as i32 - self.room) as u32
     }
 
     #[inline(always)]
     pub(crate) fn is_over(&self) -> bool {
-        self.count > self.cap
+        self.room < 0
     }
 }

@@ -8,15 +8,18 @@
 //!   layer the allocator runs on in simulation.
 
 pub mod bytes;
+pub mod explore;
 pub mod gen;
+pub mod isolate;
+pub mod minimize;
 pub mod model;
 pub mod runner;
 pub mod sim_os;
 pub mod trace;
 
 pub use bytes::{decode, encode};
-pub use runner::{run, Failure, FailureKind, GeometryKind, RunConfig, RunReport, SimProd, SimTiny};
 pub use gen::{generate, Mix, SplitMix64};
+pub use runner::{run, Failure, FailureKind, GeometryKind, RunConfig, RunReport, SimProd, SimTiny};
 pub use sim_os::{MappingInfo, SimOs, SimOsConfig, SimOsStats};
 
 pub use trace::{

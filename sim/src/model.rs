@@ -83,10 +83,20 @@ impl Model {
     }
 }
 
-/// The fill pattern of byte `i` of a block with `seed`.
+/// The fill pattern of the 8-byte word `w` of a block with `seed`; byte
+/// `i` of the block is byte `i % 8` (little-endian) of word `i / 8`. Every
+/// word differs from its neighbours and from other blocks' words, so a
+/// list link or tag written into a live block is always visible.
+#[inline(always)]
+pub fn pattern_word(seed: u8, w: usize) -> u64 {
+    (seed as u64).wrapping_mul(0x0101_0101_0101_0101)
+        ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The pattern byte `i` of a block with `seed`.
 #[inline]
 pub fn pattern(seed: u8, i: usize) -> u8 {
-    seed.wrapping_add((i as u8).wrapping_mul(29)) ^ ((i >> 8) as u8)
+    pattern_word(seed, i / 8).to_le_bytes()[i % 8]
 }
 
 pub fn seed_of(id: u32) -> u8 {
@@ -98,10 +108,14 @@ pub fn seed_of(id: u32) -> u8 {
 /// # Safety
 /// `ptr` is a live block of at least `size` bytes owned by the caller.
 pub unsafe fn fill(ptr: usize, size: usize, seed: u8) {
-    // SAFETY: per the contract.
-    let s = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, size) };
-    for (i, b) in s.iter_mut().enumerate() {
-        *b = pattern(seed, i);
+    let words = size / 8;
+    for w in 0..words {
+        // SAFETY: per the contract; unaligned writes are allowed.
+        unsafe { ((ptr + w * 8) as *mut u64).write_unaligned(pattern_word(seed, w)) };
+    }
+    for i in words * 8..size {
+        // SAFETY: per the contract.
+        unsafe { *((ptr + i) as *mut u8) = pattern(seed, i) };
     }
 }
 
@@ -111,9 +125,19 @@ pub unsafe fn fill(ptr: usize, size: usize, seed: u8) {
 /// # Safety
 /// As for [`fill`].
 pub unsafe fn first_mismatch(ptr: usize, size: usize, seed: u8) -> Option<usize> {
-    // SAFETY: per the contract.
-    let s = unsafe { std::slice::from_raw_parts(ptr as *const u8, size) };
-    s.iter().enumerate().position(|(i, &b)| b != pattern(seed, i))
+    let words = size / 8;
+    for w in 0..words {
+        // SAFETY: per the contract.
+        let v = unsafe { ((ptr + w * 8) as *const u64).read_unaligned() };
+        let want = pattern_word(seed, w);
+        if v != want {
+            return Some(w * 8 + ((v ^ want).trailing_zeros() / 8) as usize);
+        }
+    }
+    (words * 8..size).find(|&i| {
+        // SAFETY: per the contract.
+        unsafe { *((ptr + i) as *const u8) != pattern(seed, i) }
+    })
 }
 
 /// The first non-zero byte of a block, if any.

@@ -124,7 +124,7 @@ pub enum FailureKind {
     /// An invariant of the allocator's books, or of the user contract.
     Violation {
         invariant: Invariant,
-        clause: &'static str,
+        clause: String,
     },
     /// The allocator panicked.
     Panic,
@@ -151,6 +151,30 @@ impl Failure {
         }
     }
 
+    /// Rebuilds a failure from its `id()` and detail (what an isolated
+    /// child process reports).
+    pub fn from_id(op_index: Option<usize>, id: &str, detail: String) -> Failure {
+        let kind = if id == "PANIC" {
+            FailureKind::Panic
+        } else if let Some(sig) = id.strip_prefix("CRASH ") {
+            FailureKind::Crash {
+                signal: sig.parse().unwrap_or(0),
+            }
+        } else {
+            let (inv, clause) = id.split_once(' ').unwrap_or((id, ""));
+            FailureKind::Violation {
+                invariant: Invariant::from_id(inv).unwrap_or(Invariant::I7),
+                clause: clause.to_string(),
+            }
+        };
+        Failure {
+            op_index,
+            op: None,
+            kind,
+            detail,
+        }
+    }
+
     pub fn invariant(&self) -> Option<Invariant> {
         match self.kind {
             FailureKind::Violation { invariant, .. } => Some(invariant),
@@ -164,7 +188,7 @@ impl Failure {
             op: None,
             kind: FailureKind::Violation {
                 invariant: Invariant::I7,
-                clause,
+                clause: clause.to_string(),
             },
             detail,
         }
@@ -197,7 +221,10 @@ pub fn run(trace: &Trace, cfg: &RunConfig) -> Result<RunReport, Failure> {
 fn run_on<P: Platform<Os = SimOs>>(trace: &Trace, cfg: &RunConfig) -> Result<RunReport, Failure> {
     let os = SimOs::new(cfg.sim_os);
     let arena = (os.base(), os.config().arena_size);
-    let alloc: Allocator<P> = Allocator::new(os, cfg.alloc);
+    // After a failure the allocator's state is corrupt: running its
+    // destructors (heap exits, teardown) could crash on it. It is leaked
+    // then, and only the arena is returned, wholesale.
+    let alloc = std::mem::ManuallyDrop::new(Allocator::<P>::new(os, cfg.alloc));
     let at = std::cell::Cell::new(None::<usize>);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         let mut r = Runner {
@@ -208,27 +235,18 @@ fn run_on<P: Platform<Os = SimOs>>(trace: &Trace, cfg: &RunConfig) -> Result<Run
             report: RunReport::default(),
             foreign: [0u64; 8],
         };
-        for (i, op) in trace.ops.iter().enumerate() {
-            at.set(Some(i));
-            r.step(i, op).map_err(|f| Failure {
-                op: Some(op.clone()),
-                ..f
-            })?;
-            if cfg.check_every != 0 && (i + 1) % cfg.check_every == 0 {
-                r.check(Some(i))?;
-            }
+        let outcome = r.run_all(trace, &at);
+        if outcome.is_err() {
+            std::mem::forget(std::mem::take(&mut r.heaps));
         }
-        at.set(None);
-        r.check(None)?;
-        if cfg.quiescence {
-            r.quiesce()?;
-        }
-        r.report.ops = trace.ops.len();
-        r.report.stats = alloc.stats();
-        Ok(r.report)
+        outcome.map(|()| {
+            r.report.ops = trace.ops.len();
+            r.report.stats = alloc.stats();
+            r.report
+        })
     }));
-    match result {
-        Ok(r) => r.map_err(|f| relative(f, arena)),
+    let result = match result {
+        Ok(r) => r,
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<String>()
@@ -236,15 +254,24 @@ fn run_on<P: Platform<Os = SimOs>>(trace: &Trace, cfg: &RunConfig) -> Result<Run
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "(non-string panic)".into());
             let i = at.get();
-            Err(relative(
-                Failure {
-                    op_index: i,
-                    op: i.map(|i| trace.ops[i].clone()),
-                    kind: FailureKind::Panic,
-                    detail: msg,
-                },
-                arena,
-            ))
+            Err(Failure {
+                op_index: i,
+                op: i.map(|i| trace.ops[i].clone()),
+                kind: FailureKind::Panic,
+                detail: msg,
+            })
+        }
+    };
+    match result {
+        Ok(report) => {
+            drop(std::mem::ManuallyDrop::into_inner(alloc));
+            Ok(report)
+        }
+        Err(f) => {
+            // SAFETY: the allocator (and its SimOs) are leaked and never
+            // used again; nothing else refers to the arena.
+            unsafe { libc::munmap(arena.0 as *mut libc::c_void, arena.1) };
+            Err(relative(f, arena))
         }
     }
 }
@@ -256,7 +283,10 @@ fn relative(mut f: Failure, (base, size): (usize, usize)) -> Failure {
     let mut rest = f.detail.as_str();
     while let Some(i) = rest.find("0x") {
         out.push_str(&rest[..i]);
-        let hex: String = rest[i + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        let hex: String = rest[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
         match usize::from_str_radix(&hex, 16) {
             Ok(v) if v >= base && v < base + size => out.push_str(&format!("@+{:#x}", v - base)),
             _ => {
@@ -282,20 +312,48 @@ struct Runner<'a, P: Platform<Os = SimOs>> {
 }
 
 fn violation_failure(op: Option<usize>, v: Violation) -> Failure {
+    let text = v.to_string();
+    let prefix = format!("{} {}: ", v.invariant, v.clause);
     Failure {
         op_index: op,
         op: None,
         kind: FailureKind::Violation {
             invariant: v.invariant,
-            clause: v.clause,
+            clause: v.clause.to_string(),
         },
-        detail: v.to_string(),
+        detail: text.strip_prefix(&prefix).unwrap_or(&text).to_string(),
     }
 }
 
 impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
     fn os(&self) -> &SimOs {
         self.a.os()
+    }
+
+    fn run_all(
+        &mut self,
+        trace: &Trace,
+        at: &std::cell::Cell<Option<usize>>,
+    ) -> Result<(), Failure> {
+        for (i, op) in trace.ops.iter().enumerate() {
+            at.set(Some(i));
+            self.step(i, op).map_err(|f| Failure {
+                op: Some(op.clone()),
+                ..f
+            })?;
+            if self.cfg.check_every != 0 && (i + 1) % self.cfg.check_every == 0 {
+                self.check(Some(i)).map_err(|f| Failure {
+                    op: Some(op.clone()),
+                    ..f
+                })?;
+            }
+        }
+        at.set(None);
+        self.check(None)?;
+        if self.cfg.quiescence {
+            self.quiesce()?;
+        }
+        Ok(())
     }
 
     /// The heap of logical thread `t`, created on first use (None if the
@@ -379,7 +437,13 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
 
     /// Whether an allocation error is legitimate: the OS refused something
     /// during this op, or the request cannot be served at all.
-    fn legit_alloc_error(&self, e: AllocError, refusals_before: usize, size: usize, align: usize) -> bool {
+    fn legit_alloc_error(
+        &self,
+        e: AllocError,
+        refusals_before: usize,
+        size: usize,
+        align: usize,
+    ) -> bool {
         match e {
             AllocError::OutOfMemory(_) => self.os().refusal_count() > refusals_before,
             AllocError::TooLarge { .. } => size > isize::MAX as usize / 2,
@@ -388,24 +452,49 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
     }
 
     /// Checks a fresh block against the contract and the model.
-    fn accept_block(&mut self, i: usize, id: u32, t: u8, ptr: NonNull<u8>, size: usize, align: usize) -> Result<(), Failure> {
+    fn accept_block(
+        &mut self,
+        i: usize,
+        id: u32,
+        t: u8,
+        ptr: NonNull<u8>,
+        size: usize,
+        align: usize,
+    ) -> Result<(), Failure> {
         let p = ptr.as_ptr() as usize;
         if p % align != 0 {
-            return Err(Failure::user(i, "USER-ALIGN", format!("block {p:#x} of p{id} is not aligned to {align}")));
+            return Err(Failure::user(
+                i,
+                "USER-ALIGN",
+                format!("block {p:#x} of p{id} is not aligned to {align}"),
+            ));
         }
         let usable = self.heaps[t as usize]
             .as_mut()
             .expect("the allocating heap exists")
             .usable_size(ptr)
-            .map_err(|e| Failure::user(i, "USER-USABLE", format!("usable_size of the new block p{id} failed: {e}")))?;
+            .map_err(|e| {
+                Failure::user(
+                    i,
+                    "USER-USABLE",
+                    format!("usable_size of the new block p{id} failed: {e}"),
+                )
+            })?;
         if usable < size {
-            return Err(Failure::user(i, "USER-USABLE", format!("p{id}: usable size {usable} < requested {size}")));
+            return Err(Failure::user(
+                i,
+                "USER-USABLE",
+                format!("p{id}: usable size {usable} < requested {size}"),
+            ));
         }
         if let Some((other, b)) = self.model.overlapping(p, size) {
             return Err(Failure::user(
                 i,
                 "USER-OVERLAP",
-                format!("p{id} [{p:#x}, +{size}) overlaps live p{other} [{:#x}, +{})", b.ptr, b.size),
+                format!(
+                    "p{id} [{p:#x}, +{size}) overlaps live p{other} [{:#x}, +{})",
+                    b.ptr, b.size
+                ),
             ));
         }
         let seed = model::seed_of(id);
@@ -430,13 +519,24 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
             return Err(Failure::user(
                 i,
                 "USER-CONTENTS",
-                format!("live p{id} at {:#x} changed at byte {at} of {}", b.ptr, b.size),
+                format!(
+                    "live p{id} at {:#x} changed at byte {at} of {}",
+                    b.ptr, b.size
+                ),
             ));
         }
         Ok(())
     }
 
-    fn alloc(&mut self, i: usize, t: u8, id: u32, size: usize, align: usize, zeroed: bool) -> Result<(), Failure> {
+    fn alloc(
+        &mut self,
+        i: usize,
+        t: u8,
+        id: u32,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+    ) -> Result<(), Failure> {
         if self.model.live(id).is_some() {
             self.report.skipped += 1;
             return Ok(());
@@ -446,13 +546,21 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
             self.report.oom += 1;
             return Ok(()); // the heap record itself was refused
         };
-        let r = if zeroed { h.alloc_zeroed(size, align) } else { h.alloc(size, align) };
+        let r = if zeroed {
+            h.alloc_zeroed(size, align)
+        } else {
+            h.alloc(size, align)
+        };
         match r {
             Ok(p) => {
                 if zeroed {
                     // SAFETY: a fresh block of at least `size` bytes.
                     if let Some(at) = unsafe { model::first_nonzero(p.as_ptr() as usize, size) } {
-                        return Err(Failure::user(i, "USER-ZERO", format!("zeroed p{id} has a non-zero byte at {at}")));
+                        return Err(Failure::user(
+                            i,
+                            "USER-ZERO",
+                            format!("zeroed p{id} has a non-zero byte at {at}"),
+                        ));
                     }
                 }
                 self.accept_block(i, id, t, p, size, align)
@@ -461,7 +569,11 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
                 self.report.oom += 1;
                 Ok(())
             }
-            Err(e) => Err(Failure::user(i, "SPURIOUS-ERROR", format!("alloc of {size} bytes (align {align}) failed without cause: {e}"))),
+            Err(e) => Err(Failure::user(
+                i,
+                "SPURIOUS-ERROR",
+                format!("alloc of {size} bytes (align {align}) failed without cause: {e}"),
+            )),
         }
     }
 
@@ -515,7 +627,9 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
             Ok(()) => Err(Failure::user(
                 i,
                 "MISUSE-UNDETECTED",
-                format!("{what} of dead p{id} ({ptr:#x}) was accepted: a double free went undetected"),
+                format!(
+                    "{what} of dead p{id} ({ptr:#x}) was accepted: a double free went undetected"
+                ),
             )),
         }
     }
@@ -561,7 +675,10 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
         match h.realloc(p, size, b.align) {
             Ok(q) => {
                 let keep = b.size.min(size);
-                let moved = Block { ptr: q.as_ptr() as usize, ..b };
+                let moved = Block {
+                    ptr: q.as_ptr() as usize,
+                    ..b
+                };
                 // The kept prefix must have survived the move.
                 self.verify(i, id, &moved, keep)?;
                 self.model.remove(id);
@@ -571,7 +688,11 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
                 self.report.oom += 1;
                 self.verify(i, id, &b, b.size)
             }
-            Err(e) => Err(Failure::user(i, "SPURIOUS-ERROR", format!("realloc of live p{id} to {size}: {e}"))),
+            Err(e) => Err(Failure::user(
+                i,
+                "SPURIOUS-ERROR",
+                format!("realloc of live p{id} to {size}: {e}"),
+            )),
         }
     }
 
@@ -583,7 +704,11 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
         let mut blocks: Vec<(u32, Block)> = self.model.blocks().collect();
         blocks.sort_by_key(|&(id, _)| id);
         for (id, b) in blocks {
-            self.verify(usize::MAX, id, &b, b.size).map_err(|f| Failure { op_index: None, ..f })?;
+            self.verify(usize::MAX, id, &b, b.size)
+                .map_err(|f| Failure {
+                    op_index: None,
+                    ..f
+                })?;
             let p = NonNull::new(b.ptr as *mut u8).unwrap();
             let r = match self.heap(b.owner) {
                 Some(h) => h.free(p),
@@ -595,8 +720,13 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
             })?;
             self.model.remove(id);
         }
-        for h in self.heaps.iter_mut() {
-            *h = None;
+        self.check(None)?;
+        // Exit every thread, checking after each: a corruption shows up as
+        // the violation it is, before it can turn into a crash.
+        for t in 0..self.heaps.len() {
+            if self.heaps[t].take().is_some() {
+                self.check(None)?;
+            }
         }
         self.a.trim();
         // SAFETY: single-threaded.
@@ -607,7 +737,7 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
                 op: None,
                 kind: FailureKind::Violation {
                     invariant: Invariant::I3,
-                    clause: "SLAB-USED",
+                    clause: "SLAB-USED".into(),
                 },
                 detail: format!(
                     "after every block was freed, slabs still count {} blocks as used (leaked: never returned)",
@@ -625,7 +755,7 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
                 op: None,
                 kind: FailureKind::Violation {
                     invariant: Invariant::I5,
-                    clause: "QUIESCENCE",
+                    clause: "QUIESCENCE".into(),
                 },
                 detail: format!(
                     "after freeing everything, exiting every thread and trim, {} bytes stay mapped (OS books: {}); retention allows {allowed} ({} segments, {} large mappings live)",

@@ -4,7 +4,10 @@
 use hakmem_sim::{decode, generate, run, Mix, RunConfig, SplitMix64};
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
@@ -24,7 +27,8 @@ fn every_mix_replays_cleanly_on_the_tiny_geometry() {
 fn every_mix_replays_cleanly_on_the_production_geometry() {
     for mix in Mix::ALL {
         let t = generate(mix, 1, 3000);
-        let r = run(&t, &RunConfig::production().check_every(50)).unwrap_or_else(|f| panic!("mix {mix}: {f}"));
+        let r = run(&t, &RunConfig::production().check_every(50))
+            .unwrap_or_else(|f| panic!("mix {mix}: {f}"));
         assert!(r.checks > 0);
     }
 }
@@ -35,7 +39,7 @@ fn random_fuzz_bytes_replay_cleanly() {
     let mut rng = SplitMix64::new(env("HAKMEM_SIM_SEED", 42));
     let mut misuse = 0;
     for i in 0..n {
-        let len = rng.below(4000) as usize;
+        let len = rng.below(4000);
         let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         let t = decode(&bytes);
         match run(&t, &RunConfig::tiny()) {
@@ -43,5 +47,8 @@ fn random_fuzz_bytes_replay_cleanly() {
             Err(f) => panic!("random input {i}: {f}\n{t}"),
         }
     }
-    assert!(misuse > 0, "the decoder produced no misuse op in {n} inputs");
+    assert!(
+        misuse > 0,
+        "the decoder produced no misuse op in {n} inputs"
+    );
 }

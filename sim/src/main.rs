@@ -1,0 +1,314 @@
+//! `hakmem-sim`: replay, format, minimize, generate and explore traces.
+//!
+//! ```text
+//! hakmem-sim replay FILE|-      [--production] [--check-every K] [--zoo BUG]
+//! hakmem-sim fmt FILE           raw fuzz input -> text trace (stdout)
+//! hakmem-sim minimize FILE      [-o OUT] [--production] [--zoo BUG] [--seconds T]
+//! hakmem-sim gen --seed S --ops N --mix NAME [--bytes] [-o FILE]
+//! hakmem-sim explore --seconds T --seed S [--ops N] [--out DIR] [--production] [--zoo BUG]
+//! ```
+//! Exit status: 0 when everything held, 1 on a violation, 2 on bad usage
+//! or unreadable input.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use hakmem_sim::explore::{explore, ExploreOptions};
+use hakmem_sim::minimize::{minimize, MinimizeOptions};
+use hakmem_sim::{decode, encode, generate, headers, run, with_headers, Mix, RunConfig, Trace};
+
+const USAGE: &str = "usage:
+  hakmem-sim replay FILE|-      [--production] [--check-every K] [--zoo BUG]
+  hakmem-sim fmt FILE           (raw fuzz input -> text trace on stdout)
+  hakmem-sim minimize FILE      [-o OUT] [--production] [--zoo BUG] [--seconds T]
+  hakmem-sim gen --seed S --ops N --mix random|larson|producer-consumer|slab-churn [--bytes] [-o FILE]
+  hakmem-sim explore --seconds T --seed S [--ops N] [--out DIR] [--production] [--zoo BUG] [--no-fork]";
+
+struct Args {
+    pos: Vec<String>,
+    flags: Vec<(String, Option<String>)>,
+}
+
+impl Args {
+    fn parse(v: &[String]) -> Args {
+        let takes_value = [
+            "--check-every",
+            "--zoo",
+            "-o",
+            "--seconds",
+            "--seed",
+            "--ops",
+            "--mix",
+            "--out",
+        ];
+        let (mut pos, mut flags) = (Vec::new(), Vec::new());
+        let mut i = 0;
+        while i < v.len() {
+            let a = &v[i];
+            if a.starts_with('-') && a != "-" {
+                if let Some((k, val)) = a.split_once('=') {
+                    flags.push((k.to_string(), Some(val.to_string())));
+                } else if takes_value.contains(&a.as_str()) {
+                    flags.push((a.clone(), v.get(i + 1).cloned()));
+                    i += 1;
+                } else {
+                    flags.push((a.clone(), None));
+                }
+            } else {
+                pos.push(a.clone());
+            }
+            i += 1;
+        }
+        Args { pos, flags }
+    }
+
+    fn has(&self, k: &str) -> bool {
+        self.flags.iter().any(|(f, _)| f == k)
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .find(|(f, _)| f == k)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, String> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("{k}: cannot parse '{v}' as a number")),
+        }
+    }
+}
+
+fn config(args: &Args) -> Result<RunConfig, String> {
+    let mut cfg = if args.has("--production") {
+        RunConfig::production()
+    } else {
+        RunConfig::tiny()
+    };
+    cfg.check_every = args.num("--check-every", 1)?;
+    if let Some(name) = args.get("--zoo") {
+        let bug = hakmem::Bug::from_name(name).ok_or_else(|| {
+            let names: Vec<_> = hakmem::Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("--zoo: unknown bug '{name}' (known: {})", names.join(", "))
+        })?;
+        if !hakmem::Zoo::COMPILED {
+            return Err("--zoo needs a build with the zoo feature: cargo run -p hakmem-sim --features zoo -- ...".into());
+        }
+        cfg.alloc.zoo = cfg.alloc.zoo.with(bug);
+    }
+    Ok(cfg)
+}
+
+/// Reads a trace: the text form, or (if the file is not text) raw fuzz
+/// bytes. Errors name the file, line and column.
+fn load(path: &str) -> Result<Trace, String> {
+    let mut data = Vec::new();
+    if path == "-" {
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| format!("stdin: {e}"))?;
+    } else {
+        data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    }
+    let looks_text = path.ends_with(".trace")
+        || (std::str::from_utf8(&data).is_ok()
+            && !data.contains(&0)
+            && data
+                .iter()
+                .all(|&b| b == b'\n' || b == b'\t' || b == b'\r' || (32..127).contains(&b)));
+    if looks_text {
+        let text = String::from_utf8_lossy(&data);
+        Trace::parse(&text).map_err(|e| format!("{path}:{}:{}: {}", e.line, e.column, e.reason))
+    } else {
+        Ok(decode(&data))
+    }
+}
+
+fn replay(args: &Args) -> Result<ExitCode, String> {
+    let path = args.pos.get(1).ok_or("replay: which file?")?;
+    let cfg = config(args)?;
+    let trace = load(path)?;
+    let t0 = Instant::now();
+    let r = run(&trace, &cfg);
+    let el = t0.elapsed();
+    let ops_s = trace.ops.len() as f64 / el.as_secs_f64().max(1e-9);
+    match r {
+        Ok(rep) => {
+            println!(
+                "ok: {} ops in {:.3} s ({ops_s:.0} ops/s, a full check every {} ops: {} checks); {} misuse ops reported, {} allocations refused by the OS, {} ops skipped",
+                rep.ops,
+                el.as_secs_f64(),
+                cfg.check_every,
+                rep.checks,
+                rep.misuse.len(),
+                rep.oom,
+                rep.skipped
+            );
+            for (i, e) in rep.misuse.iter().take(5) {
+                println!("  op {}: reported {e}", i + 1);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(f) => {
+            println!("FAIL {path}: {f}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn fmt(args: &Args) -> Result<ExitCode, String> {
+    let path = args.pos.get(1).ok_or("fmt: which file?")?;
+    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let t = decode(&data);
+    let h = vec![(
+        "found-by".to_string(),
+        format!("fuzz input {path} (hakmem-sim fmt)"),
+    )];
+    print!("{}", with_headers(&h, &t));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_minimize(args: &Args) -> Result<ExitCode, String> {
+    let path = args.pos.get(1).ok_or("minimize: which file?")?;
+    let cfg = config(args)?;
+    let trace = load(path)?;
+    let opts = MinimizeOptions {
+        cfg,
+        isolate: true,
+        budget: Duration::from_secs_f64(args.num("--seconds", 300.0)?),
+        verbose: true,
+    };
+    let Some(m) = minimize(&trace, &opts) else {
+        println!("{path}: the trace does not fail; nothing to minimize");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut hs: Vec<(String, String)> = if path.ends_with(".trace") {
+        std::fs::read_to_string(path)
+            .map(|t| headers(&t))
+            .unwrap_or_default()
+    } else {
+        vec![("found-by".into(), format!("fuzz input {path}"))]
+    };
+    hs.retain(|(k, _)| k != "violates");
+    hs.push(("violates".into(), m.failure_id.clone()));
+    if !hs.iter().any(|(k, _)| k == "fixed-by") {
+        hs.push(("fixed-by".into(), "(open)".into()));
+    }
+    let text = with_headers(&hs, &m.trace);
+    eprintln!(
+        "minimized {} -> {} ops in {} runs, still failing with {}",
+        trace.ops.len(),
+        m.trace.ops.len(),
+        m.runs,
+        m.failure_id
+    );
+    match args.get("-o") {
+        Some(out) => std::fs::write(out, text).map_err(|e| format!("{out}: {e}"))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_gen(args: &Args) -> Result<ExitCode, String> {
+    let mix: Mix = args
+        .get("--mix")
+        .unwrap_or("random")
+        .parse()
+        .map_err(|e| format!("--mix: {e}"))?;
+    let seed = args.num("--seed", 0u64)?;
+    let ops = args.num("--ops", 1000usize)?;
+    let t = generate(mix, seed, ops);
+    let out: Vec<u8> = if args.has("--bytes") {
+        encode(&t).ok_or("this trace has no byte form")?
+    } else {
+        with_headers(
+            &[(
+                "found-by".into(),
+                format!("hakmem-sim gen --mix {mix} --seed {seed} --ops {ops}"),
+            )],
+            &t,
+        )
+        .into_bytes()
+    };
+    match args.get("-o") {
+        Some(p) => std::fs::write(p, out).map_err(|e| format!("{p}: {e}"))?,
+        None => std::io::stdout()
+            .write_all(&out)
+            .map_err(|e| e.to_string())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_explore(args: &Args) -> Result<ExitCode, String> {
+    let mut extra = Vec::new();
+    if let Some(b) = args.get("--zoo") {
+        extra.push(("zoo".to_string(), b.to_string()));
+    }
+    let opts = ExploreOptions {
+        seconds: args.num("--seconds", 10.0)?,
+        seed: args.num("--seed", 1u64)?,
+        max_ops: args.num("--ops", 2000usize)?,
+        cfg: config(args)?,
+        out_dir: Some(PathBuf::from(args.get("--out").unwrap_or("repro"))),
+        minimize_budget: Duration::from_secs(60),
+        progress: true,
+        isolate: !args.has("--no-fork"),
+        extra_headers: extra,
+    };
+    let r = explore(&opts);
+    println!(
+        "explored {} traces, {} ops in {:.1} s ({:.0} ops/s)",
+        r.traces,
+        r.ops,
+        r.elapsed.as_secs_f64(),
+        r.ops as f64 / r.elapsed.as_secs_f64().max(1e-9)
+    );
+    match r.found {
+        None => Ok(ExitCode::SUCCESS),
+        Some(f) => {
+            println!(
+                "FAIL after {:.2} s (trace {}: {}): {}",
+                f.time_to_detection.as_secs_f64(),
+                f.trace_index,
+                f.source,
+                f.failure
+            );
+            println!(
+                "minimized {} -> {} ops ({} runs)",
+                f.original_len,
+                f.minimized.ops.len(),
+                f.minimize_runs
+            );
+            if let Some(p) = &f.path {
+                println!("written to {}", p.display());
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let args = Args::parse(&v);
+    let r = match args.pos.first().map(String::as_str) {
+        Some("replay") => replay(&args),
+        Some("fmt") => fmt(&args),
+        Some("minimize") => cmd_minimize(&args),
+        Some("gen") => cmd_gen(&args),
+        Some("explore") => cmd_explore(&args),
+        _ => Err(USAGE.to_string()),
+    };
+    match r {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hakmem-sim: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
