@@ -472,7 +472,7 @@ fn ptr_or_null(r: Option<Result<NonNull<u8>, AllocError>>) -> *mut u8 {
 unsafe impl GlobalAlloc for HakMem {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ptr_or_null(with_heap(|h| h.alloc_pow2(layout.size(), layout.align())))
+        with_heap(|h| h.alloc_raw(layout.size(), layout.align())).unwrap_or(ptr::null_mut())
     }
 
     #[inline]

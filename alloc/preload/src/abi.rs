@@ -49,10 +49,8 @@ fn fail(e: c_int) -> *mut c_void {
 /// `size` bytes aligned to `align` (a power of two), or NULL with errno.
 #[inline(always)]
 fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
-    // `.ok()` inside the closure: the pointer comes back in a register
-    // (an `Option<NonNull>`), not through the `Result`'s stack slot.
-    match HakMem::with_heap(|h| h.alloc_pow2(size, align).ok()) {
-        Some(Some(p)) => p.as_ptr().cast(),
+    match HakMem::with_heap(|h| h.alloc_raw(size, align)) {
+        Some(p) if !p.is_null() => p.cast(),
         // Out of memory, a size beyond the address space, or an alignment
         // the core does not serve: ENOMEM in each case.
         _ => fail(libc::ENOMEM),
