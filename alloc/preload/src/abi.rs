@@ -218,5 +218,5 @@ pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
 /// glibc `malloc_stats`: hakmem's counters on stderr.
 #[no_mangle]
 pub extern "C" fn malloc_stats() {
-    crate::lifecycle::print_stats();
+    crate::lifecycle::print_stats(2);
 }

@@ -1,13 +1,33 @@
 //! Library constructor and destructor: the first heap and the hooks are
 //! set up before `main` (and before other threads exist), and
-//! `HAKMEM_STATS=1` prints the counters when the process exits.
+//! `HAKMEM_STATS=1` prints the counters on stderr when the process exits
+//! (through `exit`, not `_exit` or a signal).
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
 use hakmem::HakMem;
 
-static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
+/// Where `HAKMEM_STATS=1` writes at exit: a duplicate of stderr taken at
+/// load time (many programs — xz, coreutils — close stderr before they
+/// exit), and the identity of the file it was, so that nothing is written
+/// if the program has closed that descriptor and it now names another
+/// file. -1: stats off.
+static STATS_FD: AtomicI32 = AtomicI32::new(-1);
+static STATS_DEV: AtomicU64 = AtomicU64::new(0);
+static STATS_INO: AtomicU64 = AtomicU64::new(0);
+
+/// The device and inode of the file `fd` names, if it is open.
+fn file_id(fd: i32) -> Option<(u64, u64)> {
+    // SAFETY: `stat` is plain old data; all zeroes is a valid value.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which is ours.
+    if unsafe { libc::fstat(fd, &mut st) } == 0 {
+        Some((st.st_dev, st.st_ino))
+    } else {
+        None
+    }
+}
 
 extern "C" fn on_load() {
     HakMem::init();
@@ -17,14 +37,25 @@ extern "C" fn on_load() {
     let v = unsafe { libc::getenv(c"HAKMEM_STATS".as_ptr()) };
     // SAFETY: a non-NULL result is a C string: reading its first byte is
     // fine.
-    if !v.is_null() && !matches!(unsafe { *v } as u8, 0 | b'0') {
-        STATS_AT_EXIT.store(true, Relaxed);
+    if v.is_null() || matches!(unsafe { *v } as u8, 0 | b'0') {
+        return;
+    }
+    // SAFETY: duplicates fd 2 (if open) to a descriptor >= 3, closed on
+    // exec (each program loads the library again and takes its own).
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+    let fd = if fd >= 0 { fd } else { 2 };
+    if let Some((dev, ino)) = file_id(fd) {
+        STATS_DEV.store(dev, Relaxed);
+        STATS_INO.store(ino, Relaxed);
+        STATS_FD.store(fd, Relaxed);
     }
 }
 
 extern "C" fn on_exit() {
-    if STATS_AT_EXIT.load(Relaxed) {
-        print_stats();
+    let fd = STATS_FD.load(Relaxed);
+    let id = (STATS_DEV.load(Relaxed), STATS_INO.load(Relaxed));
+    if fd >= 0 && file_id(fd) == Some(id) {
+        print_stats(fd);
     }
 }
 
@@ -54,14 +85,14 @@ impl Write for StackBuf {
     }
 }
 
-/// Writes `hakmem: stats Stats { ... }` (one field a line) to stderr.
-pub(crate) fn print_stats() {
+/// Writes `hakmem: stats Stats { ... }` (one field a line) to `fd`.
+pub(crate) fn print_stats(fd: i32) {
     let stats = HakMem::allocator().stats();
     let mut out = StackBuf {
         buf: [0; 2048],
         len: 0,
     };
     let _ = writeln!(out, "hakmem: stats {stats:#?}");
-    // SAFETY: writes our own buffer to fd 2.
-    unsafe { libc::write(2, out.buf.as_ptr().cast(), out.len) };
+    // SAFETY: writes our own buffer to a descriptor.
+    unsafe { libc::write(fd, out.buf.as_ptr().cast(), out.len) };
 }

@@ -88,6 +88,8 @@ pub fn c_program(name: &str) -> PathBuf {
 /// What a child process did.
 pub struct Outcome {
     pub status: ExitStatus,
+    /// stdout as bytes, and as text (invalid UTF-8 replaced).
+    pub stdout_bytes: Vec<u8>,
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
@@ -136,7 +138,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Outcome {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
             let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
+            bytes
         })
     };
     let out = reader(Box::new(child.stdout.take().expect("piped stdout")));
@@ -152,10 +154,13 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Outcome {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    let stdout_bytes = out.join().expect("stdout reader");
+    let stderr = err.join().expect("stderr reader");
     Outcome {
         status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
+        stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+        stdout_bytes,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
         elapsed: start.elapsed(),
     }
 }
