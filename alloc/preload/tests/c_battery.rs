@@ -113,6 +113,8 @@ const MISUSES: &[(&str, &str, &str)] = &[
     ("double_free_large_delayed", "free", DOUBLE_FREE),
     ("double_free_remote", "free", DOUBLE_FREE),
     ("double_free_after_thread_exit", "free", DOUBLE_FREE),
+    ("free_garbage_from_new_thread", "free", NOT_OWNED),
+    ("double_free_in_exit_destructor", "free", DOUBLE_FREE),
     ("realloc_freed_block", "realloc", DOUBLE_FREE),
     ("realloc_to_zero_of_freed_block", "realloc", DOUBLE_FREE),
     ("realloc_stack_address", "realloc", NOT_OWNED),

@@ -1,7 +1,7 @@
 /* Every alignment function, its alignments and its errors. */
 #include "common.h"
 
-static const size_t SIZES[] = {0, 1, 15, 16, 17, 100, 4096, 5000, 70000, 300000, 3 * MIB};
+static const size_t SIZES[] = {0, 1, 15, 16, 17, 100, 4096, 5000, 70000, 300000};
 #define NSIZES (sizeof SIZES / sizeof SIZES[0])
 #define MAX_ALIGN MIB /* the largest alignment hakmem serves */
 

@@ -62,7 +62,7 @@ static int child_work(unsigned seed) {
 }
 
 static void children_of_a_threaded_program_can_allocate(void) {
-    enum { THREADS = 2, FORKS = 16 };
+    enum { THREADS = 2, FORKS = 12 };
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
     for (int f = 0; f < FORKS; f++) {

@@ -146,6 +146,39 @@ static void double_free_after_thread_exit(void) {
     do_free(pq[0]);
 }
 
+static void *free_garbage_first(void *arg) {
+    (void)arg;
+    do_free((void *)(uintptr_t)0x7654320); /* the thread's first call */
+    return NULL;
+}
+
+static void free_garbage_from_new_thread(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, free_garbage_first, NULL);
+    pthread_join(t, NULL);
+}
+
+static pthread_key_t late_key;
+
+static void late_double_free(void *p) {
+    /* runs after hakmem released this thread's heap */
+    free(p);
+    do_free(p);
+}
+
+static void *set_late_key(void *arg) {
+    (void)arg;
+    pthread_setspecific(late_key, malloc(80));
+    return NULL;
+}
+
+static void double_free_in_exit_destructor(void) {
+    pthread_key_create(&late_key, late_double_free);
+    pthread_t t;
+    pthread_create(&t, NULL, set_late_key, NULL);
+    pthread_join(t, NULL);
+}
+
 static void realloc_freed_block(void) {
     void *p = malloc(64);
     free(p);
@@ -191,6 +224,8 @@ static const test_case cases[] = {
     {"double_free_large_delayed", double_free_large_delayed},
     {"double_free_remote", double_free_remote},
     {"double_free_after_thread_exit", double_free_after_thread_exit},
+    {"free_garbage_from_new_thread", free_garbage_from_new_thread},
+    {"double_free_in_exit_destructor", double_free_in_exit_destructor},
     {"realloc_freed_block", realloc_freed_block},
     {"realloc_to_zero_of_freed_block", realloc_to_zero_of_freed_block},
     {"realloc_stack_address", realloc_stack_address},
