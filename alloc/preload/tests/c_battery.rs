@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{c_program, preloaded, run, tail};
+use support::{c_library, c_program, libhakmem, preloaded, run, tail};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -87,6 +87,35 @@ fn hakmem_is_the_allocator_in_use() {
     );
     let quiet = run(preloaded(&exe).arg("malloc_comes_from_libhakmem"), TIMEOUT);
     assert_eq!(quiet.stderr, "", "stats without HAKMEM_STATS");
+}
+
+#[test]
+fn first_calls_from_the_loader_tls_setup_and_dlsym_do_not_recurse() {
+    let exe = c_program("bootstrap");
+    // Dynamic TLS of a dlopened library is allocated by glibc through
+    // malloc on each thread's first access; dlerror allocates its message.
+    let tlslib = c_library("tlslib");
+    let out = run(
+        preloaded(&exe)
+            .arg("dlopened_library_tls_and_dlerror")
+            .arg(&tlslib),
+        TIMEOUT,
+    );
+    out.assert_success("bootstrap dlopened_library_tls_and_dlerror");
+    // A library preloaded after libhakmem.so runs its constructor first:
+    // its allocations come before hakmem's constructor.
+    let early = c_library("early");
+    let mut preload = libhakmem().as_os_str().to_owned();
+    preload.push(":");
+    preload.push(&early);
+    let out = run(
+        std::process::Command::new(&exe)
+            .arg("allocation_in_an_earlier_constructor")
+            .env("LD_PRELOAD", preload),
+        TIMEOUT,
+    );
+    out.assert_success("bootstrap allocation_in_an_earlier_constructor");
+    assert_eq!(cases("bootstrap").len(), 2, "bootstrap.c has new cases");
 }
 
 const NOT_OWNED: &str = "pointer not allocated by hakmem";

@@ -51,38 +51,41 @@ pub fn libhakmem() -> &'static Path {
 }
 
 /// `tests/c/<name>.c` compiled with the system C compiler (`$CC` or
-/// `cc`), once per test binary.
+/// `cc`) into an executable, once per test binary.
 pub fn c_program(name: &str) -> PathBuf {
+    compile(name, &[], name)
+}
+
+/// `tests/c/<name>.c` compiled into a shared library `lib<name>.so`.
+pub fn c_library(name: &str) -> PathBuf {
+    compile(name, &["-shared", "-fPIC"], &format!("lib{name}.so"))
+}
+
+fn compile(name: &str, flags: &[&str], output: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(exe) = built.get(name) {
-        return exe.clone();
+    if let Some(out) = built.get(output) {
+        return out.clone();
     }
     let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
-    let exe = scratch_dir("c").join(name);
+    let out = scratch_dir("c").join(output);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(&cc)
-        .args([
-            "-O2",
-            "-fno-builtin",
-            "-pthread",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-        ])
+    let result = Command::new(&cc)
+        .args(["-O2", "-fno-builtin", "-pthread", "-Wall", "-Wextra"])
+        .args(flags)
         .arg("-o")
-        .arg(&exe)
+        .arg(&out)
         .arg(src_dir.join(format!("{name}.c")))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
     assert!(
-        out.status.success(),
+        result.status.success(),
         "{cc} {name}.c failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&result.stderr)
     );
-    built.insert(name.to_string(), exe.clone());
-    exe
+    built.insert(output.to_string(), out.clone());
+    out
 }
 
 /// What a child process did.
