@@ -57,6 +57,15 @@ fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
     }
 }
 
+/// Frees `p` or, if it is not a live block of hakmem, reports the misuse
+/// as one found by `op` and aborts.
+#[inline(always)]
+fn free_or_abort(p: NonNull<u8>, op: &str) {
+    if let Err(e) = HakMem::free(p) {
+        HakMem::misuse(op, e);
+    }
+}
+
 /// C `malloc`.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
@@ -71,9 +80,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     if let Some(p) = NonNull::new(p.cast::<u8>()) {
-        if let Err(e) = HakMem::free(p) {
-            HakMem::misuse("free", e);
-        }
+        free_or_abort(p, "free");
     }
 }
 
@@ -110,9 +117,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         return malloc(size);
     };
     if size == 0 {
-        if let Err(e) = HakMem::free(old) {
-            HakMem::misuse("realloc", e);
-        }
+        free_or_abort(old, "realloc");
         return ptr::null_mut();
     }
     match HakMem::with_heap(|h| h.realloc(old, size, MIN_ALIGN)) {

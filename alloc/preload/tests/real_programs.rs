@@ -11,7 +11,7 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -75,21 +75,26 @@ fn assert_same(what: &str, plain: &Outcome, hakmem: &Outcome) {
     assert_eq!(plain.stderr, hakmem.stderr, "{what}: stderr differs");
 }
 
-fn program_file(name: &str) -> std::path::PathBuf {
+fn program_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/programs")
         .join(name)
 }
 
-/// `name` from PATH, preferring the system's own copy in /usr/bin (a
-/// version manager's shim would only add a shell script to the run).
-fn tool(name: &str) -> String {
-    let system = Path::new("/usr/bin").join(name);
-    if system.exists() {
-        system.display().to_string()
-    } else {
-        name.to_string()
-    }
+/// The program `name`: the system's own copy in /usr/bin if there is one
+/// (a version manager's shim earlier in PATH would only add a shell script
+/// to every run), else the first in PATH.
+fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(PathBuf::from("/usr/bin"))
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// [`tool`], which this test cannot do without.
+fn required(name: &str) -> PathBuf {
+    tool(name).unwrap_or_else(|| panic!("{name} is not installed"))
 }
 
 /// Deterministic text: `lines` lines of pseudo-random words.
@@ -114,7 +119,7 @@ fn generated_text(lines: usize, seed: u64) -> String {
 fn python_allocation_heavy_script_prints_the_same() {
     let script = program_file("alloc_heavy.py");
     let (plain, hakmem) = run_both(|| {
-        let mut cmd = Command::new(tool("python3"));
+        let mut cmd = Command::new(required("python3"));
         cmd.arg(&script)
             .env("PYTHONMALLOC", "malloc")
             .env("PYTHONHASHSEED", "0");
@@ -159,7 +164,7 @@ fn git_session(dir: &Path, preload: bool) -> String {
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::create_dir_all(&home).unwrap();
     let git = |args: &[&str]| {
-        let mut cmd = Command::new(tool("git"));
+        let mut cmd = Command::new(required("git"));
         cmd.args(args)
             .current_dir(&repo)
             .env("HOME", &home)
@@ -274,7 +279,7 @@ fn gcc_compiles_and_links_the_same() {
     let dir = scratch_dir("gcc");
     let src = dir.join("gen.c");
     std::fs::write(&src, generated_c_source()).unwrap();
-    let cc = tool("gcc");
+    let cc = required("gcc");
     // Compile to an object file and to assembly text, then link, each on
     // both allocators: the outputs must be identical byte for byte.
     let steps: [(&str, &[&str]); 3] = [
@@ -306,7 +311,7 @@ fn gcc_compiles_and_links_the_same() {
 
 #[test]
 fn xz_multithreaded_compression_is_the_same() {
-    let Ok(xz) = which("xz") else {
+    let Some(xz) = tool("xz") else {
         eprintln!("xz not installed: skipped (sort --parallel covers a threaded program)");
         return;
     };
@@ -339,22 +344,11 @@ fn sort_parallel_is_the_same() {
     let data = dir.join("lines.txt");
     std::fs::write(&data, generated_text(200_000, 11)).unwrap();
     let (plain, hakmem) = run_both(|| {
-        let mut cmd = Command::new(tool("sort"));
+        let mut cmd = Command::new(required("sort"));
         cmd.args(["--parallel=2", "-S", "64M", "-k2,2", "-k1,1"])
             .arg(&data)
             .env("LC_ALL", "C");
         cmd
     });
     assert_same("sort --parallel=2", &plain, &hakmem);
-}
-
-fn which(name: &str) -> Result<String, ()> {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join(name))
-                .find(|p| p.is_file())
-        })
-        .map(|p| p.display().to_string())
-        .ok_or(())
 }
