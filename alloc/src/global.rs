@@ -2,19 +2,21 @@
 //! thread-local pointer to each thread's heap, a pthread-key destructor
 //! that flushes and abandons the heap at thread exit, a locked fallback
 //! heap for threads without one, and `fork()` handlers around every lock.
+//! [`HakMem`] is its face: the `#[global_allocator]` for Rust programs and
+//! the functions `libhakmem.so` (crate `hakmem-preload`) builds the C ABI
+//! on.
 //!
-//! The thread-local is a `const`-initialised `Cell` without `Drop`, so an
-//! access is a direct `%fs`-relative load in an executable. States of the
-//! pointer: null (no heap yet), `BUSY` (this thread is creating its heap:
-//! a recursive call, e.g. from the loader or `pthread_setspecific`, goes to
-//! the fallback heap), `DEAD` (the thread's heap was released at exit:
-//! later calls from other destructors go to the fallback heap), or a heap.
+//! The thread-local slot (see `slot`) holds: `NONE` (no heap yet), `BUSY`
+//! (this thread is creating its heap: a recursive call, e.g. from
+//! `pthread_atfork` or `pthread_setspecific`, goes to the fallback heap),
+//! `DEAD` (the thread's heap was released at exit: later calls from other
+//! destructors go to the fallback heap or the remote queues), or a heap.
 //!
 //! Nothing here allocates through the allocator: heap records, the
-//! registry and all metadata come from `mmap`.
+//! registry and all metadata come from `mmap`, and the messages of
+//! [`fatal`] are written from a stack buffer.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -74,29 +76,106 @@ pub static GLOBAL: Allocator<Native> = Allocator::new_native(Config::DEFAULT);
 
 type NativeHeap = HeapData<Native>;
 
+/// Slot states below a heap address (`current_heap` tests `> DEAD`).
+const NONE: usize = 0;
 const BUSY: usize = 1;
 const DEAD: usize = 2;
 
-thread_local! {
-    static HEAP: Cell<*mut NativeHeap> = const { Cell::new(ptr::null_mut()) };
+/// The thread-local heap pointer, read on every malloc and free.
+///
+/// On x86_64 Linux it is an 8-byte `.tbss` variable defined below in
+/// assembly and accessed with the initial-exec model (a `mov` of its
+/// offset from the GOT, then a `%fs`-relative `mov`): no `__tls_get_addr`
+/// call even inside a shared library, where rustc's `thread_local!` uses
+/// the general-dynamic model. The price is static TLS: a library holding
+/// this crate takes 8 bytes of glibc's surplus static TLS if it is
+/// `dlopen`ed; under `LD_PRELOAD` or in an executable the slot is part of
+/// the initial TLS block. The symbol is hidden, so every executable or
+/// library that links this crate has its own slot, as it has its own
+/// `GLOBAL`. Elsewhere: a `const`-initialised `thread_local!`.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod slot {
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 3",
+        ".globl __hakmem_heap_slot",
+        ".hidden __hakmem_heap_slot",
+        ".type __hakmem_heap_slot,@object",
+        ".size __hakmem_heap_slot,8",
+        "__hakmem_heap_slot:",
+        ".zero 8",
+        ".popsection",
+    );
+
+    /// This thread's slot value (`.tbss` starts zeroed: `NONE`).
+    #[inline(always)]
+    pub(super) fn get() -> usize {
+        let v: usize;
+        // SAFETY: reads this thread's 8-byte slot at its static TLS offset
+        // (from the GOT entry the linker fills); touches nothing else.
+        unsafe {
+            core::arch::asm!(
+                "mov {v}, qword ptr [rip + __hakmem_heap_slot@GOTTPOFF]",
+                "mov {v}, qword ptr fs:[{v}]",
+                v = out(reg) v,
+                options(nostack, preserves_flags, readonly, pure),
+            );
+        }
+        v
+    }
+
+    #[inline(always)]
+    pub(super) fn set(v: usize) {
+        // SAFETY: writes this thread's slot, as `get` reads it.
+        unsafe {
+            core::arch::asm!(
+                "mov {t}, qword ptr [rip + __hakmem_heap_slot@GOTTPOFF]",
+                "mov qword ptr fs:[{t}], {v}",
+                t = out(reg) _,
+                v = in(reg) v,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod slot {
+    use core::cell::Cell;
+
+    std::thread_local! {
+        static SLOT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[inline(always)]
+    pub(super) fn get() -> usize {
+        SLOT.with(Cell::get)
+    }
+
+    #[inline(always)]
+    pub(super) fn set(v: usize) {
+        SLOT.with(|c| c.set(v))
+    }
 }
 
 /// The fallback heap, used under its lock by threads without a heap.
 static FALLBACK: FutexMutex<usize> = FutexMutex::new_const(0);
 
 /// 0: nothing registered; 1: registering; 2: pthread key and atfork
-/// handlers registered (the key is in `EXIT_KEY`).
+/// handlers registered (the key is in `EXIT_KEY`); 3: the key could not
+/// be created (heaps are then never released at thread exit).
 static SETUP: AtomicU32 = AtomicU32::new(0);
 static EXIT_KEY: AtomicU32 = AtomicU32::new(0);
 
 /// This thread's heap, if it has a usable one.
 #[inline(always)]
 pub fn current_heap() -> Option<&'static mut NativeHeap> {
-    let h = HEAP.with(Cell::get);
-    if h as usize > DEAD {
-        // SAFETY: a heap pointer in our thread-local is this thread's live
-        // heap, used only by this thread.
-        Some(unsafe { &mut *h })
+    let h = slot::get();
+    if h > DEAD {
+        // SAFETY: a heap address in our slot is this thread's live heap,
+        // used only by this thread, and only by one call at a time (the
+        // allocator never calls back into itself).
+        Some(unsafe { &mut *(h as *mut NativeHeap) })
     } else {
         None
     }
@@ -113,20 +192,25 @@ pub fn with_heap<R>(f: impl FnOnce(&mut NativeHeap) -> R) -> Option<R> {
     }
 }
 
+/// A thread's first call: registers the hooks (once per process), creates
+/// its heap and registers it for release at thread exit. Anything those
+/// steps allocate through the C ABI (glibc's atfork list, a second-level
+/// pthread-specific array) finds the slot `BUSY` and is served by the
+/// fallback heap: nothing recurses into a half-made heap.
 #[cold]
 #[inline(never)]
 fn with_heap_slow<R>(f: impl FnOnce(&mut NativeHeap) -> R) -> Option<R> {
-    let state = HEAP.with(Cell::get) as usize;
-    if state == 0 {
-        HEAP.with(|c| c.set(BUSY as *mut NativeHeap));
+    if slot::get() == NONE {
+        slot::set(BUSY);
+        setup_once();
         match GLOBAL.create_heap() {
             Ok(h) => {
                 register_exit_hook(h.as_ptr());
-                HEAP.with(|c| c.set(h.as_ptr()));
+                slot::set(h.as_ptr() as usize);
                 // SAFETY: just created for this thread, used only by it.
                 return Some(f(unsafe { &mut *h.as_ptr() }));
             }
-            Err(_) => HEAP.with(|c| c.set(ptr::null_mut())),
+            Err(_) => slot::set(NONE),
         }
     }
     with_fallback(f)
@@ -144,20 +228,32 @@ pub fn with_fallback<R>(f: impl FnOnce(&mut NativeHeap) -> R) -> Option<R> {
     })
 }
 
-/// Frees `p` from this thread: through its heap, or, for a thread without
-/// one (it only frees, or has exited), straight onto the remote queue.
+/// Frees `p` from this thread: through its heap (created on a thread's
+/// first call, so that a thread that only frees counts its remote frees
+/// in its own heap rather than in a shared atomic), or, while it has none
+/// (being set up, or exited), straight onto the remote queue.
 #[inline(always)]
 pub fn free_here(p: NonNull<u8>) -> Result<(), FreeError> {
     match current_heap() {
         Some(h) => h.free(p),
-        None => GLOBAL.free_unowned(p),
+        None => free_slow(p),
     }
 }
 
-fn register_exit_hook(heap: *mut NativeHeap) {
-    if SETUP.load(Ordering::Acquire) != 2 {
-        setup_once();
+#[cold]
+#[inline(never)]
+fn free_slow(p: NonNull<u8>) -> Result<(), FreeError> {
+    if slot::get() == NONE {
+        if let Some(r) = with_heap_slow(|h| h.free(p)) {
+            return r;
+        }
     }
+    GLOBAL.free_unowned(p)
+}
+
+fn register_exit_hook(heap: *mut NativeHeap) {
+    // ORDERING: Acquire pairs with the Release store of 2 in `setup_once`:
+    // seeing 2 makes the key visible.
     if SETUP.load(Ordering::Acquire) == 2 {
         // SAFETY: a key we created; the value is this thread's heap, given
         // back to `exit_hook` at thread exit.
@@ -170,15 +266,24 @@ fn register_exit_hook(heap: *mut NativeHeap) {
     }
 }
 
-#[cold]
+/// Creates the exit key and registers the fork handlers, once per process,
+/// before the first heap exists (so no allocator lock can be held across a
+/// `fork()` without the handlers in place).
 fn setup_once() {
-    // ORDERING: Acquire/Release pair with the store of 2 below, so a
-    // thread that sees 2 also sees the key.
+    // ORDERING: Acquire pairs with the Release store below.
+    if SETUP.load(Ordering::Acquire) >= 2 {
+        return;
+    }
+    // ORDERING: Acquire/Release pair with the store of 2 or 3 below, so a
+    // thread that sees it also sees the key.
     if SETUP
         .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
         // Another thread is registering; it will be done in microseconds.
+        // (The registering thread itself never comes back here: its slot
+        // is BUSY, so its recursive calls go to the fallback heap.)
+        // ORDERING: Acquire, as above.
         while SETUP.load(Ordering::Acquire) == 1 {
             // SAFETY: sched_yield has no preconditions.
             unsafe { libc::sched_yield() };
@@ -191,20 +296,28 @@ fn setup_once() {
     // SAFETY: the handlers only take and release our own locks.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     EXIT_KEY.store(key, Ordering::Relaxed);
-    // ORDERING: Release pairs with the Acquire loads above.
+    // ORDERING: Release pairs with the Acquire loads above and in
+    // `register_exit_hook`.
     SETUP.store(if ok { 2 } else { 3 }, Ordering::Release);
 }
 
-/// Thread exit: flush the caches and abandon the slabs.
+/// Thread exit (a pthread key destructor, so it runs after the thread's
+/// C++ and Rust thread-local destructors, which may still free): flush
+/// the caches and abandon the slabs. Later calls from this thread (other
+/// key destructors) find the slot `DEAD` and use the fallback heap or the
+/// remote queues.
 unsafe extern "C" fn exit_hook(heap: *mut libc::c_void) {
-    HEAP.with(|c| c.set(DEAD as *mut NativeHeap));
+    slot::set(DEAD);
     if let Some(h) = NonNull::new(heap.cast::<NativeHeap>()) {
         // SAFETY: the value registered for this thread: its live heap, not
-        // used after this point (the thread-local now says DEAD).
+        // used after this point (the slot now says DEAD).
         unsafe { GLOBAL.release_heap(h) };
     }
 }
 
+/// `fork()` prepare: takes every lock, in the one order all paths use
+/// (fallback → heaps → pool → large), so the child starts with none held
+/// by a thread it does not have.
 unsafe extern "C" fn fork_prepare() {
     FALLBACK.raw_lock();
     GLOBAL.lock_all();
@@ -304,6 +417,45 @@ impl HakMem {
     pub fn allocator() -> &'static Allocator<Native> {
         &GLOBAL
     }
+
+    /// Runs `f` on the calling thread's heap (created on first use, with
+    /// the exit and fork hooks), or on the locked fallback heap while the
+    /// thread cannot have one. `None`: out of memory for a heap record.
+    #[inline(always)]
+    pub fn with_heap<R>(f: impl FnOnce(&mut HeapData<Native>) -> R) -> Option<R> {
+        with_heap(f)
+    }
+
+    /// Frees a block from the calling thread, validated as by
+    /// [`HeapData::free`] (nothing changes on an error).
+    #[inline(always)]
+    pub fn free(p: NonNull<u8>) -> Result<(), FreeError> {
+        free_here(p)
+    }
+
+    /// Sets up the calling thread's heap and the process's exit and fork
+    /// hooks now rather than at the first allocation (for a library
+    /// constructor, which runs before any other thread exists).
+    pub fn init() {
+        with_heap(|_| ());
+    }
+
+    /// Gives back to the OS what can be given: flushes the calling
+    /// thread's caches, then [`Allocator::trim`]. Blocks cached by other
+    /// live threads stay where they are.
+    pub fn trim() {
+        if let Some(h) = current_heap() {
+            h.flush();
+        }
+        GLOBAL.trim();
+    }
+
+    /// Reports a misuse found by `op` (`free`, `realloc`, ...) on stderr as
+    /// `hakmem: <op>(): <what> 0x<ptr>` and aborts. Never allocates.
+    #[cold]
+    pub fn misuse(op: &str, e: FreeError) -> ! {
+        misuse(op, e)
+    }
 }
 
 #[inline(always)]
@@ -320,7 +472,7 @@ fn ptr_or_null(r: Option<Result<NonNull<u8>, AllocError>>) -> *mut u8 {
 unsafe impl GlobalAlloc for HakMem {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ptr_or_null(with_heap(|h| h.alloc_pow2(layout.size(), layout.align())))
+        with_heap(|h| h.alloc_raw(layout.size(), layout.align())).unwrap_or(ptr::null_mut())
     }
 
     #[inline]
