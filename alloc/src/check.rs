@@ -841,12 +841,17 @@ impl<P: Platform> Walk<'_, P> {
                     slab.scratch2.set(s2 + 1);
                     n_small += 1;
                 }
-                Region::Large => {
-                    let base = addr & !P::GEOMETRY.segment_mask();
+                r @ (Region::Large | Region::LargeAligned) => {
+                    let granule = addr & !P::GEOMETRY.segment_mask();
+                    let hp = if r == Region::LargeAligned {
+                        granule - crate::large::LARGE_HEADER_SIZE
+                    } else {
+                        granule
+                    };
                     // SAFETY: the registry marks a live large mapping.
-                    let h = unsafe { &*(base as *const LargeHeader) };
+                    let h = unsafe { &*(hp as *const LargeHeader) };
                     if h.state.load(Relaxed) != STATE_LIVE
-                        || base + h.user_offset.load(Relaxed) != addr
+                        || h.base() + h.user_offset.load(Relaxed) != addr
                     {
                         return Err(fail(
                             Invariant::I1,
@@ -1023,6 +1028,14 @@ impl<P: Platform> Walk<'_, P> {
 
     unsafe fn large_books(&self, h: &LargeHeader) -> CheckResult {
         let base = h.base();
+        if h.is_over_aligned() {
+            return Err(fail(
+                Invariant::I1,
+                "LARGE-ONE",
+                "an over-aligned large mapping is cached (they never are)",
+            )
+            .at_block(base));
+        }
         if self.reg.lookup(base, Self::seg_shift()) != Region::Large {
             return Err(fail(
                 Invariant::I6,

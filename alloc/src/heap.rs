@@ -30,7 +30,9 @@ use crate::platform::{AtomicUsizeOps, MutexOps, Os, Platform};
 use crate::pool::SlabList;
 use crate::registry::{Region, RegistryView};
 use crate::segment::Segment;
-use crate::size_class::{class_for, class_of, class_size, MAX_CLASSES, SMALL_LOOKUP_MAX};
+use crate::size_class::{
+    class_for, class_of, class_size, MAX_CLASSES, SMALL_LOOKUP_LEN, SMALL_LOOKUP_MAX,
+};
 use crate::slab::{BlockLookup, Slab, SlabState};
 use crate::stats::HeapStats;
 use crate::thread_cache::ThreadCache;
@@ -56,6 +58,10 @@ pub(crate) struct HeapClass<P: Platform> {
 pub struct HeapData<P: Platform> {
     // ---- hot: the fast paths read only these ----
     pub(crate) caches: [ThreadCache; MAX_CLASSES],
+    /// A copy of the size -> class table for requests up to
+    /// `SMALL_LOOKUP_MAX` (indexed by `(size + 15) >> 4`), so the malloc fast
+    /// path reads it next to the caches instead of through a GOT entry.
+    pub(crate) class_lookup: [u8; SMALL_LOOKUP_LEN],
     pub(crate) free_countdown: u32,
     /// True from a flush until the next refill (I5 applies then).
     pub(crate) flushed: bool,
@@ -96,6 +102,7 @@ impl<P: Platform> HeapData<P> {
         let caches = core::array::from_fn(|c| ThreadCache::new(cfg.cache_capacity(class_size(c))));
         HeapData {
             caches,
+            class_lookup: core::array::from_fn(|i| class_of(i * 16) as u8),
             free_countdown: cfg.drain_interval.max(1),
             flushed: false,
             id,
@@ -143,7 +150,7 @@ impl<P: Platform> HeapData<P> {
     pub fn alloc_pow2(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
         debug_assert!(align.is_power_of_two());
         if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
-            let c = class_of(size);
+            let c = self.small_class(size);
             // SAFETY: `class_of` of a size up to SMALL_LOOKUP_MAX is below
             // every geometry's class count (LayoutChecks).
             let cache = unsafe { self.caches.get_unchecked_mut(c) };
@@ -168,7 +175,7 @@ impl<P: Platform> HeapData<P> {
     pub fn alloc_raw(&mut self, size: usize, align: usize) -> *mut u8 {
         debug_assert!(align.is_power_of_two());
         if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
-            let c = class_of(size);
+            let c = self.small_class(size);
             // SAFETY: as in `alloc_pow2`.
             let cache = unsafe { self.caches.get_unchecked_mut(c) };
             let b = cache.pop();
@@ -182,6 +189,39 @@ impl<P: Platform> HeapData<P> {
             }
         }
         self.alloc_raw_slow(size, align)
+    }
+
+    /// [`alloc_raw`](Self::alloc_raw), zero-filled (`calloc`): the same
+    /// fast path, then the size's bytes cleared.
+    #[inline(always)]
+    pub fn alloc_zeroed_raw(&mut self, size: usize, align: usize) -> *mut u8 {
+        debug_assert!(align.is_power_of_two());
+        if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
+            let c = self.small_class(size);
+            // SAFETY: as in `alloc_pow2`.
+            let cache = unsafe { self.caches.get_unchecked_mut(c) };
+            let b = cache.pop();
+            if !b.is_null() {
+                self.allocator()
+                    .os
+                    .mark_block(b.cast(), class_size(c), true);
+                // SAFETY: a cached block of at least `size` bytes, ours now.
+                unsafe { ptr::write_bytes(b.cast::<u8>(), 0, size.max(16)) };
+                return b.cast();
+            }
+        }
+        match self.alloc_slow(size, align, true) {
+            Ok(p) => p.as_ptr(),
+            Err(_) => ptr::null_mut(),
+        }
+    }
+
+    /// The class of a request of at most `SMALL_LOOKUP_MAX` bytes.
+    #[inline(always)]
+    fn small_class(&self, size: usize) -> usize {
+        debug_assert!(size <= SMALL_LOOKUP_MAX);
+        // SAFETY: (size + 15) >> 4 <= SMALL_LOOKUP_LEN - 1 for such sizes.
+        unsafe { *self.class_lookup.get_unchecked((size + 15) >> 4) as usize }
     }
 
     #[cold]
@@ -376,9 +416,10 @@ impl<P: Platform> HeapData<P> {
     #[inline(never)]
     fn free_other(&mut self, addr: usize) -> Result<(), FreeError> {
         match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
-            Region::Large => self
-                .allocator()
-                .large_free(Some((&mut self.large, &self.stats)), addr),
+            r @ (Region::Large | Region::LargeAligned) => {
+                self.allocator()
+                    .large_free(Some((&mut self.large, &self.stats)), addr, r)
+            }
             _ => Err(FreeError::NotOwned { ptr: addr }),
         }
     }
@@ -592,7 +633,9 @@ impl<P: Platform> HeapData<P> {
                 }
                 Ok(slab.stride.load(Relaxed) as usize)
             }
-            Region::Large => Ok(self.allocator().large_lookup(addr)?.usable()),
+            r @ (Region::Large | Region::LargeAligned) => {
+                Ok(self.allocator().large_lookup(addr, r)?.usable())
+            }
             Region::None => Err(FreeError::NotOwned { ptr: addr }),
         }
     }
@@ -612,8 +655,9 @@ impl<P: Platform> HeapData<P> {
             let in_place = match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
                 // Same class: stay. Shrinking below the class: move.
                 Region::Segment => class_for(new_size, align) == class_for(old, align),
-                // Keep the mapping unless it would waste more than half.
-                _ => new_size >= old / 2,
+                // Keep the mapping unless it would waste more than half (an
+                // over-aligned block keeps its alignment only in place).
+                _ => new_size >= old / 2 || align > P::GEOMETRY.segment_size() / 2,
             };
             if in_place {
                 return Ok(p);
@@ -699,7 +743,7 @@ pub(crate) fn free_without_heap<P: Platform>(
             a.stats.exited.remote_frees.add(1);
             Ok(())
         }
-        Region::Large => a.large_free(None, addr),
+        r @ (Region::Large | Region::LargeAligned) => a.large_free(None, addr, r),
         Region::None => Err(FreeError::NotOwned { ptr: addr }),
     }
 }

@@ -44,6 +44,9 @@ pub(crate) struct LargeHeader {
     pub(crate) map_size: AtomicUsize,
     /// Offset of the user block from the mapping start.
     pub(crate) user_offset: AtomicUsize,
+    /// Start of the mapping: the header's own address, except for a block
+    /// aligned beyond half a segment, whose header lies just below it.
+    pub(crate) map_base: AtomicUsize,
     pub(crate) next: Cell<*mut LargeHeader>,
     pub(crate) prev: Cell<*mut LargeHeader>,
 }
@@ -51,9 +54,27 @@ pub(crate) struct LargeHeader {
 const _: () = assert!(core::mem::size_of::<LargeHeader>() <= LARGE_HEADER_SIZE);
 
 impl LargeHeader {
+    /// Start of the mapping.
     #[inline]
     pub(crate) fn base(&self) -> usize {
-        self as *const Self as usize
+        self.map_base.load(Relaxed)
+    }
+
+    /// True for an over-aligned block (header below the block, not at the
+    /// mapping start): never cached, its granule marked `LargeAligned`.
+    #[inline]
+    pub(crate) fn is_over_aligned(&self) -> bool {
+        self as *const Self as usize != self.base()
+    }
+
+    /// The address whose granule the registry marks for this mapping.
+    #[inline]
+    pub(crate) fn registry_addr(&self) -> usize {
+        if self.is_over_aligned() {
+            self.base() + self.user_offset.load(Relaxed)
+        } else {
+            self.base()
+        }
     }
 
     #[inline]
@@ -154,8 +175,11 @@ impl<P: Platform> Allocator<P> {
         zeroed: bool,
     ) -> Result<NonNull<u8>, AllocError> {
         let seg = P::GEOMETRY.segment_size();
-        if !align.is_power_of_two() || align > seg / 2 {
+        if !align.is_power_of_two() {
             return Err(AllocError::BadAlign { align });
+        }
+        if align > seg / 2 {
+            return self.large_alloc_over_aligned(stats, size, align);
         }
         let user_offset = align.max(LARGE_HEADER_SIZE);
         let page = self.os.page_size();
@@ -231,6 +255,7 @@ impl<P: Platform> Allocator<P> {
                     state: AtomicUsize::new(STATE_LIVE),
                     map_size: AtomicUsize::new(map_size),
                     user_offset: AtomicUsize::new(user_offset),
+                    map_base: AtomicUsize::new(base.as_ptr() as usize),
                     next: Cell::new(ptr::null_mut()),
                     prev: Cell::new(ptr::null_mut()),
                 },
@@ -248,14 +273,71 @@ impl<P: Platform> Allocator<P> {
         Ok(unsafe { NonNull::new_unchecked(user as *mut u8) })
     }
 
-    /// The header of the large block at `addr`, validated: a live block
-    /// starting exactly at `addr`.
-    pub(crate) fn large_lookup(&self, addr: usize) -> Result<&LargeHeader, FreeError> {
-        let base = addr & !P::GEOMETRY.segment_mask();
-        // SAFETY: the registry marks `base` LARGE, so a live large mapping
-        // with its header starts there.
-        let h = unsafe { &*(base as *const LargeHeader) };
-        let off = h.user_offset.load(Relaxed);
+    /// A block aligned beyond half a segment: a mapping aligned to
+    /// `align`, the block at `base + align`, the header just below it, the
+    /// block's granule marked `LargeAligned`. Not cached when freed.
+    fn large_alloc_over_aligned(
+        &self,
+        stats: &HeapStats,
+        size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let page = self.os.page_size();
+        // At least one byte of block inside the mapping (a 0-byte request
+        // must not end the mapping where the block starts).
+        let map_size = size
+            .max(1)
+            .checked_add(align)
+            .and_then(|n| n.checked_add(page - 1))
+            .map(|n| n & !(page - 1))
+            .filter(|&n| n <= isize::MAX as usize)
+            .ok_or(AllocError::TooLarge { size })?;
+        let base = self
+            .os_map(map_size, align)
+            .map_err(AllocError::OutOfMemory)?;
+        let user = base.as_ptr() as usize + align;
+        let h = (user - LARGE_HEADER_SIZE) as *mut LargeHeader;
+        // SAFETY: the header lies in the fresh mapping, below the block,
+        // aligned to 64.
+        unsafe {
+            ptr::write(
+                h,
+                LargeHeader {
+                    state: AtomicUsize::new(STATE_LIVE),
+                    map_size: AtomicUsize::new(map_size),
+                    user_offset: AtomicUsize::new(align),
+                    map_base: AtomicUsize::new(base.as_ptr() as usize),
+                    next: Cell::new(ptr::null_mut()),
+                    prev: Cell::new(ptr::null_mut()),
+                },
+            );
+        }
+        self.registry_view()
+            .mark(user, P::GEOMETRY.segment_shift, Region::LargeAligned);
+        stats.large_allocs.bump();
+        stats.large_live.bump();
+        stats.large_live_bytes.bump_by(map_size);
+        // SAFETY: inside the mapping.
+        Ok(unsafe { NonNull::new_unchecked(user as *mut u8) })
+    }
+
+    /// The header of the large block at `addr` (in a granule the registry
+    /// marks `region`), validated: a live block starting exactly at `addr`.
+    pub(crate) fn large_lookup(
+        &self,
+        addr: usize,
+        region: Region,
+    ) -> Result<&LargeHeader, FreeError> {
+        let granule = addr & !P::GEOMETRY.segment_mask();
+        let hp = if region == Region::LargeAligned {
+            granule - LARGE_HEADER_SIZE
+        } else {
+            granule
+        };
+        // SAFETY: the registry marks the granule, so a live large mapping
+        // has its header at `hp` (see `Region`).
+        let h = unsafe { &*(hp as *const LargeHeader) };
+        let (base, off) = (h.base(), h.user_offset.load(Relaxed));
         if addr != base + off {
             return Err(
                 if addr > base + off && addr < base + h.map_size.load(Relaxed) {
@@ -284,8 +366,9 @@ impl<P: Platform> Allocator<P> {
         &self,
         heap: Option<(&mut LocalLarge, &HeapStats)>,
         addr: usize,
+        region: Region,
     ) -> Result<(), FreeError> {
-        let h = self.large_lookup(addr)?;
+        let h = self.large_lookup(addr, region)?;
         let size = h.map_size.load(Relaxed);
         self.os.mark_block(addr as *mut u8, h.usable(), false);
         h.state.store(STATE_CACHED, Relaxed);
@@ -303,6 +386,11 @@ impl<P: Platform> Allocator<P> {
                 None
             }
         };
+        if h.is_over_aligned() {
+            // SAFETY: off every list; the block was its only use.
+            unsafe { self.large_unmap(hp) };
+            return Ok(());
+        }
         match local {
             Some(local) if size <= local_cap => {
                 // Make room: the oldest local mappings go to the global cache.
@@ -375,9 +463,15 @@ impl<P: Platform> Allocator<P> {
     /// `h` is a large mapping on no list that nothing refers to.
     pub(crate) unsafe fn large_unmap(&self, h: *mut LargeHeader) {
         // SAFETY: per the contract the header is readable.
-        let (base, size) = unsafe { ((*h).base(), (*h).map_size.load(Relaxed)) };
+        let (base, size, reg) = unsafe {
+            (
+                (*h).base(),
+                (*h).map_size.load(Relaxed),
+                (*h).registry_addr(),
+            )
+        };
         self.registry_view()
-            .mark(base, P::GEOMETRY.segment_shift, Region::None);
+            .mark(reg, P::GEOMETRY.segment_shift, Region::None);
         // SAFETY: per the contract; the whole mapping is committed.
         unsafe { self.os_unmap(NonNull::new_unchecked(base as *mut u8), size, size) };
     }

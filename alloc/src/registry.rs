@@ -4,12 +4,14 @@
 //! One byte per segment-sized granule of the OS layer's address range,
 //! in a table mapped (lazily backed by the OS) at first use. A segment
 //! marks its granule `SEGMENT`; a large mapping marks its first granule
-//! `LARGE` (its header is there). Natively the range is the 47-bit user
+//! `LARGE` (its header is there), or, when its block is aligned beyond half
+//! a segment, the block's own granule `LARGE_ALIGNED` (header just below). Natively the range is the 47-bit user
 //! space: 2^26 granules of 2 MiB, a 64 MiB table of which only the pages
 //! covering addresses in use are ever touched.
 //!
 //! I6 REG-MARK  a granule is marked iff a live segment or large mapping
-//!              starts there (checked in check.rs)
+//!              starts there, or an over-aligned large block does (checked
+//!              in check.rs)
 
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
@@ -20,7 +22,11 @@ use crate::platform::{Os, OsError};
 pub enum Region {
     None = 0,
     Segment = 1,
+    /// A large mapping whose header is at the granule's start.
     Large = 2,
+    /// A large block aligned beyond half a segment: the granule starts at
+    /// the user block, and the header lies just below it.
+    LargeAligned = 3,
 }
 
 pub(crate) struct Registry {
@@ -113,6 +119,7 @@ impl RegistryView {
         match unsafe { (*self.table.add(g)).load(Ordering::Relaxed) } {
             1 => Region::Segment,
             2 => Region::Large,
+            3 => Region::LargeAligned,
             _ => Region::None,
         }
     }

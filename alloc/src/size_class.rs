@@ -56,8 +56,9 @@ pub const fn class_of_size(size: usize) -> usize {
 /// Lookup table for requests up to [`SMALL_LOOKUP_MAX`] bytes, indexed by
 /// `(size + 15) >> 4`: the fast path is a shift and a byte load.
 pub const SMALL_LOOKUP_MAX: usize = 1024;
-static SMALL_LOOKUP: [u8; SMALL_LOOKUP_MAX / 16 + 1] = {
-    let mut t = [0u8; SMALL_LOOKUP_MAX / 16 + 1];
+pub const SMALL_LOOKUP_LEN: usize = SMALL_LOOKUP_MAX / 16 + 1;
+static SMALL_LOOKUP: [u8; SMALL_LOOKUP_LEN] = {
+    let mut t = [0u8; SMALL_LOOKUP_LEN];
     let mut i = 0;
     while i < t.len() {
         t[i] = class_of_size(i * 16) as u8;

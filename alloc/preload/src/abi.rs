@@ -14,8 +14,8 @@
 //!   a power of two multiple of `sizeof(void *)`; `aligned_alloc` sets
 //!   `EINVAL` unless it is a power of two (glibc >= 2.38); `memalign`
 //!   rounds a non-power of two up, as glibc does, and sets `EINVAL` only
-//!   above `SIZE_MAX / 2 + 1`. A valid alignment above what the core
-//!   serves (half a segment: 1 MiB) is `ENOMEM`.
+//!   above `SIZE_MAX / 2 + 1`. Every valid alignment is served (beyond
+//!   half a segment, by a mapping of its own).
 //! * `free`, `realloc` and `malloc_usable_size` validate their pointer in
 //!   O(1) (see `HeapData::free`) and abort with
 //!   `hakmem: <function>(): <what> 0x<pointer>` on stderr for a pointer
@@ -100,8 +100,8 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
     let Some(total) = count.checked_mul(size) else {
         return fail(libc::ENOMEM);
     };
-    match HakMem::with_heap(|h| h.alloc_zeroed(total, MIN_ALIGN)) {
-        Some(Ok(p)) => p.as_ptr().cast(),
+    match HakMem::with_heap(|h| h.alloc_zeroed_raw(total, MIN_ALIGN)) {
+        Some(p) if !p.is_null() => p.cast(),
         _ => fail(libc::ENOMEM),
     }
 }

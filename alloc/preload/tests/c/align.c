@@ -3,7 +3,7 @@
 
 static const size_t SIZES[] = {0, 1, 15, 16, 17, 100, 4096, 5000, 70000, 300000};
 #define NSIZES (sizeof SIZES / sizeof SIZES[0])
-#define MAX_ALIGN MIB /* the largest alignment hakmem serves */
+#define MAX_ALIGN MIB /* the largest alignment served from segments and the large tier's usual layout */
 
 static void check_block(void *p, size_t align, size_t size, const char *fn) {
     CHECK(p != NULL, "%s(align %zu, size %zu)", fn, align, size);
@@ -79,11 +79,16 @@ static void posix_memalign_rejects_bad_alignments(void) {
     void *q = (void *)0x1234;
     int r = posix_memalign(&q, 64, opaque(SIZE_MAX));
     CHECK(r == ENOMEM && q == (void *)0x1234, "posix_memalign(64, SIZE_MAX) = %d", r);
-    /* a valid alignment beyond what hakmem serves (documented: ENOMEM) */
-    r = posix_memalign(&q, opaque(2 * MAX_ALIGN), 64);
-    CHECK(r == ENOMEM || (r == 0 && ((uintptr_t)q & (2 * MAX_ALIGN - 1)) == 0),
-          "posix_memalign(2 MiB) = %d", r);
-    if (r == 0) free(q);
+    /* alignments beyond half a segment: a mapping of their own */
+    for (size_t al = 2 * MAX_ALIGN; al <= 64 * MAX_ALIGN; al *= 4) {
+        r = posix_memalign(&q, opaque(al), 1000);
+        CHECK(r == 0 && ((uintptr_t)q & (al - 1)) == 0, "posix_memalign(%zu MiB) = %d", al >> 20, r);
+        memset(q, 0x5a, 1000);
+        CHECK(malloc_usable_size(q) >= 1000, "usable size of an over-aligned block");
+        void *q2 = realloc(q, 500);
+        CHECK(q2 != NULL && ((unsigned char *)q2)[499] == 0x5a, "realloc of an over-aligned block");
+        free(q2);
+    }
 }
 
 static void aligned_alloc_rejects_bad_alignments(void) {
@@ -97,8 +102,9 @@ static void aligned_alloc_rejects_bad_alignments(void) {
     void *p = aligned_alloc(64, opaque(SIZE_MAX));
     CHECK(p == NULL && errno == ENOMEM, "aligned_alloc(64, SIZE_MAX) errno %d", errno);
     errno = 0;
-    p = aligned_alloc(opaque((size_t)1 << 40), 64);
-    CHECK(p == NULL && errno == ENOMEM, "aligned_alloc(2^40) errno %d", errno);
+    /* a valid alignment the 47-bit address space cannot satisfy */
+    p = aligned_alloc(opaque((size_t)1 << 46), 64);
+    CHECK(p == NULL && errno == ENOMEM, "aligned_alloc(2^46) errno %d", errno);
 }
 
 static void memalign_rounds_up_like_glibc(void) {
