@@ -40,6 +40,11 @@ use crate::zoo::{Bug, Zoo};
 
 use core::sync::atomic::Ordering::Relaxed;
 
+/// The free path's misuse checks (block-start test, free tags). Only the
+/// benchmark-baseline feature `unchecked` turns them off, to measure what
+/// they cost; the checker's BLOCK-TAG clause does not hold without them.
+const CHECKED: bool = !cfg!(feature = "unchecked");
+
 /// How many owned slabs a refill looks at before going to the pool.
 const SCAN_LIMIT: usize = 8;
 /// How many abandoned slabs one refill may adopt.
@@ -156,8 +161,10 @@ impl<P: Platform> HeapData<P> {
             let cache = unsafe { self.caches.get_unchecked_mut(c) };
             let b = cache.pop();
             if !b.is_null() {
-                // SAFETY: a cached block is a free block of one of our slabs.
-                unsafe { block::make_live(b) };
+                if CHECKED {
+                    // SAFETY: a cached block is a free block of one of our slabs.
+                    unsafe { block::make_live(b) };
+                }
                 self.allocator()
                     .os
                     .mark_block(b.cast(), class_size(c), true);
@@ -180,8 +187,10 @@ impl<P: Platform> HeapData<P> {
             let cache = unsafe { self.caches.get_unchecked_mut(c) };
             let b = cache.pop();
             if !b.is_null() {
-                // SAFETY: a cached block is a free block of one of our slabs.
-                unsafe { block::make_live(b) };
+                if CHECKED {
+                    // SAFETY: a cached block is a free block of one of our slabs.
+                    unsafe { block::make_live(b) };
+                }
                 self.allocator()
                     .os
                     .mark_block(b.cast(), class_size(c), true);
@@ -379,12 +388,14 @@ impl<P: Platform> HeapData<P> {
         let seg = unsafe { &*Segment::<P>::of(addr) };
         // SAFETY: the slab table of a live segment is initialised.
         let slab = unsafe { &*seg.slab_of(addr) };
-        if let Err(e) = slab.check_block(addr) {
-            return Err(lookup_error(e, addr));
+        if CHECKED {
+            if let Err(e) = slab.check_block(addr) {
+                return Err(lookup_error(e, addr));
+            }
         }
         let b = addr as *mut Block;
         // SAFETY: a carved block start of an in-use slab: readable.
-        if unsafe { block::read_tag(b) } == block::tag(addr, self.key) {
+        if CHECKED && unsafe { block::read_tag(b) } == block::tag(addr, self.key) {
             return Err(FreeError::DoubleFree { ptr: addr });
         }
         let class = slab.class();
@@ -395,7 +406,13 @@ impl<P: Platform> HeapData<P> {
             // SAFETY: the slab's class is below the class count.
             let cache = unsafe { self.caches.get_unchecked_mut(class) };
             // SAFETY: the block was live and is ours to link.
-            unsafe { block::make_free(b, cache.head, self.key) };
+            unsafe {
+                if CHECKED {
+                    block::make_free(b, cache.head, self.key)
+                } else {
+                    block::set_next(b, cache.head)
+                }
+            };
             cache.head = b;
             cache.room -= 1;
             if cache.room < 0 {
@@ -468,42 +485,41 @@ impl<P: Platform> HeapData<P> {
             slabs: [ptr::null_mut(); 16],
             len: 0,
         };
-        // Consecutive cached blocks usually share a slab: chain them and
-        // splice each run into its slab once.
-        let mut run_slab: *mut Slab<P> = ptr::null_mut();
-        let (mut lo, mut hi) = (0usize, 0usize);
-        let (mut head, mut tail, mut n) =
-            (ptr::null_mut::<Block>(), ptr::null_mut::<Block>(), 0u32);
+        // The cache and the slab free lists share the link word, and
+        // consecutive cached blocks usually come from one slab: walk the
+        // cache, and splice each run of blocks from one slab into that slab
+        // as it is, writing only at the run's end.
         let mut left = self.caches[c].count().saturating_sub(keep);
-        while left > 0 {
-            left -= 1;
-            let b = self.caches[c].pop();
-            let addr = b as usize;
-            if addr.wrapping_sub(lo) >= hi - lo {
-                if n > 0 {
-                    // SAFETY: a run of `n` cached blocks of `run_slab`, ours.
-                    if unsafe { (*run_slab).push_local_chain(head, tail, n, self.zoo) } {
-                        self.note_emptied(c, run_slab, &mut batch);
-                    }
-                }
+        if left > 0 {
+            let mut b = self.caches[c].head;
+            self.caches[c].room += left as i32;
+            while left > 0 {
+                let run_head = b;
+                let addr = b as usize;
                 // SAFETY: a cached block lies in a live segment (I4).
-                run_slab = unsafe { (*Segment::<P>::of(addr)).slab_of(addr) };
-                // SAFETY: as above.
-                let s = unsafe { &*run_slab };
-                lo = s.start.load(Relaxed);
-                hi = lo + s.carved_size.load(Relaxed);
-                (head, tail, n) = (ptr::null_mut(), b, 0);
+                let slab_ptr = unsafe { (*Segment::<P>::of(addr)).slab_of(addr) };
+                // SAFETY: as above; we own the slab.
+                let slab = unsafe { &*slab_ptr };
+                let lo = slab.start.load(Relaxed);
+                let span = slab.carved_size.load(Relaxed);
+                let mut run_tail = b;
+                let mut n = 1u32;
+                left -= 1;
+                // SAFETY: cached blocks are free blocks of our slabs.
+                b = unsafe { block::next(b) };
+                while left > 0 && (b as usize).wrapping_sub(lo) < span {
+                    run_tail = b;
+                    n += 1;
+                    left -= 1;
+                    // SAFETY: as above.
+                    b = unsafe { block::next(b) };
+                }
+                // SAFETY: a run of `n` cached blocks of `slab`, ours.
+                if unsafe { slab.push_local_chain(run_head, run_tail, n, self.zoo) } {
+                    self.note_emptied(c, slab_ptr, &mut batch);
+                }
             }
-            // SAFETY: a cached block we own; relinked into the run.
-            unsafe { block::set_next(b, head) };
-            head = b;
-            n += 1;
-        }
-        if n > 0 {
-            // SAFETY: as above.
-            if unsafe { (*run_slab).push_local_chain(head, tail, n, self.zoo) } {
-                self.note_emptied(c, run_slab, &mut batch);
-            }
+            self.caches[c].head = b;
         }
         self.retire_batch(c, &mut batch);
         self.stats.drains.bump();

@@ -265,18 +265,29 @@ impl<P: Platform> Slab<P> {
             self.collect(zoo);
         }
         let mut got = 0u32;
-        let mut b = self.free_local.get();
-        while got < want && !b.is_null() {
-            // SAFETY: `b` is on our free list, so it is a free block of
-            // this committed slab and carries its tag.
-            let n = unsafe { block::next(b) };
-            // SAFETY: as above; the cache takes it over.
-            unsafe { cache.push(b) };
-            b = n;
-            got += 1;
+        let head = self.free_local.get();
+        if !head.is_null() {
+            // The free list and the cache share the link word: hand over a
+            // prefix of up to `want` blocks as it is, relinking nothing but
+            // the cut.
+            let mut last = head;
+            got = 1;
+            // SAFETY: nodes of our free list are free blocks of this
+            // committed slab (I1/I2); the walk stops at `want` or the end.
+            let mut next = unsafe { block::next(last) };
+            while got < want && !next.is_null() {
+                last = next;
+                // SAFETY: as above.
+                next = unsafe { block::next(last) };
+                got += 1;
+            }
+            // SAFETY: `last` is ours; the cache's old list goes after it.
+            unsafe { block::set_next(last, cache.head) };
+            cache.head = head;
+            cache.room -= got as i32;
+            self.free_local.set(next);
+            self.free_count.set(self.free_count.get().wrapping_sub(got));
         }
-        self.free_local.set(b);
-        self.free_count.set(self.free_count.get().wrapping_sub(got));
         let from_list = got;
         if got < want {
             let carved = self.carved.get();
