@@ -671,15 +671,62 @@ impl<P: Platform> HeapData<P> {
             let in_place = match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
                 // Same class: stay. Shrinking below the class: move.
                 Region::Segment => class_for(new_size, align) == class_for(old, align),
-                // Keep the mapping unless it would waste more than half (an
-                // over-aligned block keeps its alignment only in place).
-                _ => new_size >= old / 2 || align > P::GEOMETRY.segment_size() / 2,
+                // A large block stays in its mapping (it may have taken a big
+                // resident one to grow into: moving it out at every step
+                // would ping-pong), unless it shrinks into the slab range
+                // and would waste more than half of the mapping.
+                _ => {
+                    new_size >= old / 2
+                        || new_size > P::GEOMETRY.mid_max_size
+                        || align > P::GEOMETRY.segment_size() / 2
+                }
             };
             if in_place {
                 return Ok(p);
             }
         }
-        let q = self.alloc(new_size, align.max(1))?;
+        if new_size > old && align <= P::GEOMETRY.segment_size() / 2 {
+            if let r @ Region::Large = self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
+                // Grow without copying when the OS layer can move pages.
+                if let Some(q) =
+                    self.allocator()
+                        .large_grow(&mut self.large, &self.stats, addr, r, new_size)
+                {
+                    return Ok(q);
+                }
+            }
+        }
+        // A block that grows out of its place gets headroom (1.5x its old
+        // size): a buffer grown step by step then moves a few times
+        // (geometrically) instead of at every step.
+        let want = if new_size > old {
+            new_size.max(old.saturating_add(old / 2))
+        } else {
+            new_size
+        };
+        let into_large =
+            new_size > old && class_for(want, align).is_none_or(|c| c >= P::GEOMETRY.class_count());
+        let resident = if into_large && align <= crate::large::LARGE_HEADER_SIZE {
+            // Growing into the large tier: a resident cached mapping first.
+            let page = self.allocator().os.page_size();
+            crate::large::mapping_size(want, crate::large::LARGE_HEADER_SIZE, page).and_then(
+                |need| {
+                    self.allocator().large_take_for_growth(
+                        &mut self.large,
+                        &self.stats,
+                        need,
+                        crate::large::LARGE_HEADER_SIZE,
+                    )
+                },
+            )
+        } else {
+            None
+        };
+        let q = match resident.map_or_else(|| self.alloc(want, align.max(1)), Ok) {
+            Ok(q) => q,
+            Err(_) if want > new_size => self.alloc(new_size, align.max(1))?,
+            Err(e) => return Err(e.into()),
+        };
         // SAFETY: both blocks are live and distinct; `old` bytes of `p` and
         // `new_size` bytes of `q` are ours.
         unsafe { ptr::copy_nonoverlapping(p.as_ptr(), q.as_ptr(), old.min(new_size)) };

@@ -451,6 +451,130 @@ impl<P: Platform> Allocator<P> {
         }
     }
 
+    /// Grows the live large block at `addr` to hold `new_size` bytes:
+    /// 1. it fits its mapping already: in place;
+    /// 2. a cached mapping holds it (the largest: a growing block is likely
+    ///    to keep growing, and cached pages are resident, so taking it costs
+    ///    no memory, saves the page faults of fresh pages, and the block
+    ///    then grows in place): copy once, free the old mapping to the cache;
+    /// 3. the OS layer resizes the mapping in place or moves its pages
+    ///    (`Os::remap`).
+    ///
+    /// `None` when none works; the caller then allocates, copies and frees.
+    pub(crate) fn large_grow(
+        &self,
+        local: &mut LocalLarge,
+        stats: &HeapStats,
+        addr: usize,
+        region: Region,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let h = self.large_lookup(addr, region).ok()?;
+        if h.is_over_aligned() {
+            return None;
+        }
+        let (base, off, old) = (
+            h.base(),
+            h.user_offset.load(Relaxed),
+            h.map_size.load(Relaxed),
+        );
+        let need = mapping_size(new_size, off, self.os.page_size())?;
+        if need <= old {
+            return NonNull::new(addr as *mut u8);
+        }
+        if let Some(q) = self.large_take_for_growth(local, stats, need, off) {
+            // SAFETY: two distinct live blocks; the old one holds `old - off`
+            // bytes, the new one at least `need - off`.
+            unsafe { ptr::copy_nonoverlapping(addr as *const u8, q.as_ptr(), old - off) };
+            self.large_free(Some((local, stats)), addr, region).ok()?;
+            return Some(q);
+        }
+        let shift = P::GEOMETRY.segment_shift;
+        // The block is its caller's alone, so nobody looks it up meanwhile;
+        // clearing the old mark first means a mapping another thread makes
+        // at the old address after the move cannot lose its mark to us.
+        self.registry_view().mark(base, shift, Region::None);
+        // SAFETY: `base`/`old` are exactly this block's mapping; on success
+        // its header moved with its pages and the old range is gone.
+        match unsafe {
+            self.os.remap(
+                NonNull::new(base as *mut u8)?,
+                old,
+                need,
+                P::GEOMETRY.segment_size(),
+            )
+        } {
+            Ok(nb) => {
+                let nb = nb.as_ptr() as usize;
+                // SAFETY: the header is at the start of the (moved) mapping.
+                let h = unsafe { &*(nb as *const LargeHeader) };
+                h.map_size.store(need, Relaxed);
+                h.map_base.store(nb, Relaxed);
+                self.registry_view().mark(nb, shift, Region::Large);
+                self.stats.mapped_bytes.add(need - old);
+                self.stats.committed_bytes.add(need - old);
+                stats.large_live_bytes.bump_by(need - old);
+                NonNull::new((nb + off) as *mut u8)
+            }
+            Err(_) => {
+                self.registry_view().mark(base, shift, Region::Large);
+                None
+            }
+        }
+    }
+
+    /// For a growing block: takes the largest cached mapping (this heap's,
+    /// then the global cache) of at least `need` bytes, as a live block at
+    /// `off`.
+    pub(crate) fn large_take_for_growth(
+        &self,
+        local: &mut LocalLarge,
+        stats: &HeapStats,
+        need: usize,
+        off: usize,
+    ) -> Option<NonNull<u8>> {
+        let largest = |it: &mut dyn Iterator<Item = *mut LargeHeader>| {
+            let mut best: Option<(*mut LargeHeader, usize)> = None;
+            for h in it {
+                // SAFETY: cached headers are live mappings.
+                let s = unsafe { (*h).map_size.load(Relaxed) };
+                if s >= need && best.is_none_or(|(_, b)| s > b) {
+                    best = Some((h, s));
+                }
+            }
+            best
+        };
+        let local_best = largest(&mut local.iter()).map(|(h, _)| h);
+        let mut found = local_best.map(|h| {
+            let i = local
+                .iter()
+                .position(|x| x == h)
+                .expect("found in the local cache");
+            local.take(i)
+        });
+        if found.is_none() {
+            found = self.large.with(|st| {
+                // SAFETY: cached headers are live mappings; we hold the lock.
+                let (h, s) = largest(&mut unsafe { st.cached.iter() })?;
+                // SAFETY: `h` is on the cached list.
+                unsafe { st.cached.remove(h) };
+                st.cached_bytes -= s;
+                Some(h)
+            });
+        }
+        let h = found?;
+        // SAFETY: taken off a cache: ours.
+        let hd = unsafe { &*h };
+        hd.user_offset.store(off, Relaxed);
+        hd.state.store(STATE_LIVE, Relaxed);
+        stats.large_hits.bump();
+        stats.large_live.bump();
+        stats.large_live_bytes.bump_by(hd.map_size.load(Relaxed));
+        let user = hd.base() + off;
+        self.os.mark_block(user as *mut u8, hd.usable(), true);
+        NonNull::new(user as *mut u8)
+    }
+
     /// Hands a heap's own cached mappings to the global cache (flush, exit).
     pub(crate) fn large_flush_local(&self, local: &mut LocalLarge) {
         while local.len > 0 {

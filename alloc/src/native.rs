@@ -24,6 +24,14 @@ pub struct NativeOs;
 
 /// x86_64 and aarch64 Linux user space: 47 bits.
 const USER_ADDRESS_END: usize = 1 << 47;
+
+/// Aligned mappings are first tried at hints in [2 TiB, 32 TiB): far from
+/// the kernel's default placement near the top of the address space, so the
+/// hinted range is almost always free and the mapping comes aligned in one
+/// `mmap`.
+const ALIGNED_HINT_START: usize = 2 << 40;
+const ALIGNED_HINT_END: usize = 32 << 40;
+static ALIGNED_HINT: AtomicUsize = AtomicUsize::new(ALIGNED_HINT_START);
 const PAGE_SIZE: usize = 4096;
 
 fn errno() -> i32 {
@@ -37,11 +45,17 @@ impl NativeOs {
     }
 
     fn mmap(size: usize) -> Result<NonNull<u8>, OsError> {
-        // SAFETY: an anonymous private mapping with no fixed address touches
-        // no existing memory.
+        Self::mmap_at(core::ptr::null_mut(), size)
+    }
+
+    /// `mmap` with an address hint (never `MAP_FIXED`: an occupied hint
+    /// just yields another address).
+    fn mmap_at(hint: *mut u8, size: usize) -> Result<NonNull<u8>, OsError> {
+        // SAFETY: an anonymous private mapping without MAP_FIXED touches no
+        // existing memory, whatever the hint.
         let p = unsafe {
             libc::mmap(
-                core::ptr::null_mut(),
+                hint.cast(),
                 size,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
@@ -93,6 +107,24 @@ unsafe impl Os for NativeOs {
         if align <= PAGE_SIZE {
             return Self::mmap(size);
         }
+        // First try an aligned address hint in a region of our own: one
+        // system call when the kernel honours it (it does while the region
+        // is free). The hint moves on by the size, so threads do not ask
+        // for the same range.
+        let step = (size + align - 1) & !(align - 1);
+        let hint = (ALIGNED_HINT.fetch_add(step, Ordering::Relaxed) + align - 1) & !(align - 1);
+        if hint + size < ALIGNED_HINT_END {
+            if let Ok(p) = Self::mmap_at(hint as *mut u8, size) {
+                if p.as_ptr() as usize % align == 0 {
+                    return Ok(p);
+                }
+                // SAFETY: our fresh mapping, not yet handed out.
+                unsafe { Self::munmap(p.as_ptr(), size) };
+            }
+        } else {
+            // Wrapped: start over (freed ranges are reused).
+            ALIGNED_HINT.store(ALIGNED_HINT_START, Ordering::Relaxed);
+        }
         // Over-map by `align` and trim both ends to get an aligned range.
         let over = size.checked_add(align).ok_or(OsError {
             errno: libc::ENOMEM,
@@ -117,6 +149,47 @@ unsafe impl Os for NativeOs {
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
         // SAFETY: the caller passes one whole mapping made by `map`.
         unsafe { Self::munmap(ptr.as_ptr(), size) }
+    }
+
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, OsError> {
+        let fail = OsError {
+            errno: libc::ENOMEM,
+            size: new_size,
+            injected: false,
+        };
+        // 1. Grow in place if the address space after the mapping is free.
+        // SAFETY: the caller passes one whole mapping of ours; without
+        // MREMAP_MAYMOVE it either grows in place or fails.
+        let r = unsafe { libc::mremap(ptr.as_ptr().cast(), old_size, new_size, 0) };
+        if r != libc::MAP_FAILED {
+            return Ok(ptr);
+        }
+        // 2. Move the pages onto a fresh aligned reservation (no copy).
+        let dst = self.map(new_size, align)?;
+        // SAFETY: `dst` is our fresh reservation of `new_size` bytes, which
+        // MREMAP_FIXED replaces with the old pages (zero beyond old_size);
+        // the old range is gone afterwards, as the caller expects.
+        let r = unsafe {
+            libc::mremap(
+                ptr.as_ptr().cast(),
+                old_size,
+                new_size,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dst.as_ptr().cast::<libc::c_void>(),
+            )
+        };
+        if r == libc::MAP_FAILED {
+            // SAFETY: our reservation, unused.
+            unsafe { Self::munmap(dst.as_ptr(), new_size) };
+            return Err(fail);
+        }
+        Ok(dst)
     }
 
     unsafe fn commit(&self, _ptr: NonNull<u8>, _size: usize) -> Result<(), OsError> {

@@ -88,6 +88,29 @@ pub unsafe trait Os: Send + Sync {
     /// The range lies inside one live mapping and is page aligned.
     unsafe fn commit(&self, ptr: NonNull<u8>, size: usize) -> Result<(), OsError>;
 
+    /// Resizes a whole mapping made by `map` to `new_size` bytes (aligned
+    /// to `align`), keeping its contents (the rest reads as zero), without
+    /// copying: in place, or by moving its pages. On success the old range
+    /// is gone (unless the result is the same address). The default cannot.
+    ///
+    /// # Safety
+    /// `ptr`/`old_size` are exactly one live mapping; on success nothing
+    /// uses the old range any more.
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, OsError> {
+        let _ = (ptr, old_size, align);
+        Err(OsError {
+            errno: 95, // EOPNOTSUPP
+            size: new_size,
+            injected: false,
+        })
+    }
+
     /// Gives the physical memory of a range back; its contents are lost.
     ///
     /// # Safety
