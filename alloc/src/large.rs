@@ -241,7 +241,16 @@ impl<P: Platform> Allocator<P> {
             // SAFETY: inside a live mapping, so non-null.
             return Ok(unsafe { NonNull::new_unchecked(user as *mut u8) });
         }
-        // 3. A fresh mapping (already zero).
+        // 3. Resize the cached mapping closest in size (its resident pages
+        //    save the page faults of fresh memory), if the OS layer can.
+        if !zeroed {
+            if let Some(p) = self.large_resize_cached(local, stats, map_size, user_offset) {
+                let user = p.as_ptr();
+                self.os.mark_block(user, size, true);
+                return Ok(p);
+            }
+        }
+        // 4. A fresh mapping (already zero).
         let base = self
             .os_map(map_size, seg)
             .map_err(AllocError::OutOfMemory)?;
@@ -518,6 +527,111 @@ impl<P: Platform> Allocator<P> {
             }
             Err(_) => {
                 self.registry_view().mark(base, shift, Region::Large);
+                None
+            }
+        }
+    }
+
+    /// When no cached mapping fits within 25 %: takes the smallest cached
+    /// mapping of at least `need` bytes as it is (its pages are resident:
+    /// using them costs no memory and saves the page faults of fresh
+    /// ones), or else grows the largest cached mapping to `need` with
+    /// `Os::remap` (every resident page kept, only the difference added).
+    /// `None` if nothing is cached, or the OS layer cannot remap (the
+    /// mapping then goes back to the cache).
+    fn large_resize_cached(
+        &self,
+        local: &mut LocalLarge,
+        stats: &HeapStats,
+        need: usize,
+        off: usize,
+    ) -> Option<NonNull<u8>> {
+        // Bigger-or-equal mappings rank first (smallest first), then
+        // smaller ones (largest first).
+        let dist = |s: usize| {
+            if s >= need {
+                s - need
+            } else {
+                usize::MAX / 2 + (need - s)
+            }
+        };
+        let mut best: Option<(*mut LargeHeader, usize)> = None;
+        for h in local.iter() {
+            // SAFETY: cached headers are live mappings.
+            let s = unsafe { (*h).map_size.load(Relaxed) };
+            if best.is_none_or(|(_, b)| dist(s) < dist(b)) {
+                best = Some((h, s));
+            }
+        }
+        let h = match best {
+            Some((h, _)) => {
+                let i = local
+                    .iter()
+                    .position(|x| x == h)
+                    .expect("in the local cache");
+                local.take(i)
+            }
+            None => self.large.with(|st| {
+                let mut best: Option<(*mut LargeHeader, usize)> = None;
+                // SAFETY: cached headers are live mappings; we hold the lock.
+                for h in unsafe { st.cached.iter() } {
+                    // SAFETY: as above.
+                    let s = unsafe { (*h).map_size.load(Relaxed) };
+                    if best.is_none_or(|(_, b)| dist(s) < dist(b)) {
+                        best = Some((h, s));
+                    }
+                }
+                let (h, s) = best?;
+                // SAFETY: `h` is on the cached list.
+                unsafe { st.cached.remove(h) };
+                st.cached_bytes -= s;
+                Some(h)
+            })?,
+        };
+        // SAFETY: taken off a cache: ours.
+        let (base, old) = unsafe { ((*h).base(), (*h).map_size.load(Relaxed)) };
+        if old >= need {
+            // SAFETY: ours; used as it is.
+            let hd = unsafe { &*h };
+            hd.user_offset.store(off, Relaxed);
+            hd.state.store(STATE_LIVE, Relaxed);
+            stats.large_hits.bump();
+            stats.large_live.bump();
+            stats.large_live_bytes.bump_by(old);
+            return NonNull::new((base + off) as *mut u8);
+        }
+        let shift = P::GEOMETRY.segment_shift;
+        // Ours alone: clear the mark first (see `large_grow`).
+        self.registry_view().mark(base, shift, Region::None);
+        // SAFETY: `base`/`old` are exactly this cached mapping; on success
+        // its header moved with its pages and the old range is gone.
+        match unsafe {
+            self.os.remap(
+                NonNull::new(base as *mut u8)?,
+                old,
+                need,
+                P::GEOMETRY.segment_size(),
+            )
+        } {
+            Ok(nb) => {
+                let nb = nb.as_ptr() as usize;
+                // SAFETY: the header is at the start of the (moved) mapping.
+                let hd = unsafe { &*(nb as *const LargeHeader) };
+                hd.map_size.store(need, Relaxed);
+                hd.map_base.store(nb, Relaxed);
+                hd.user_offset.store(off, Relaxed);
+                hd.state.store(STATE_LIVE, Relaxed);
+                self.registry_view().mark(nb, shift, Region::Large);
+                self.stats.mapped_bytes.add(need - old);
+                self.stats.committed_bytes.add(need - old);
+                stats.large_hits.bump();
+                stats.large_live.bump();
+                stats.large_live_bytes.bump_by(need);
+                NonNull::new((nb + off) as *mut u8)
+            }
+            Err(_) => {
+                self.registry_view().mark(base, shift, Region::Large);
+                self.large_to_global(h);
                 None
             }
         }

@@ -537,6 +537,26 @@ unsafe impl Os for SimOs {
         Ok(unsafe { NonNull::new_unchecked((self.base + off) as *mut u8) })
     }
 
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, OsError> {
+        // Deterministic and simple: a new mapping, the contents copied, the
+        // old one unmapped (a real kernel moves pages; the books are the
+        // same). Injected map failures apply.
+        let dst = self.map(new_size, align)?;
+        // SAFETY: the caller passes one whole live mapping of `old_size`
+        // bytes; `dst` is a fresh one of `new_size`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), dst.as_ptr(), old_size.min(new_size));
+            self.unmap(ptr, old_size);
+        }
+        Ok(dst)
+    }
+
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {
         let page = self.cfg.page_size;
         let mut st = self.lock();
