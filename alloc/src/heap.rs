@@ -264,6 +264,10 @@ impl<P: Platform> HeapData<P> {
                 if b.is_null() {
                     b = self.refill(c)?;
                 }
+                // Accessible first (under ASan), then written.
+                self.allocator()
+                    .os
+                    .mark_block(b.cast(), class_size(c), true);
                 // SAFETY: a block from our cache, of class `c`.
                 unsafe {
                     block::make_live(b);
@@ -271,9 +275,6 @@ impl<P: Platform> HeapData<P> {
                         ptr::write_bytes(b.cast::<u8>(), 0, size);
                     }
                 }
-                self.allocator()
-                    .os
-                    .mark_block(b.cast(), class_size(c), true);
                 // SAFETY: refill never returns null.
                 Ok(unsafe { NonNull::new_unchecked(b.cast()) })
             }

@@ -233,11 +233,13 @@ impl<P: Platform> Allocator<P> {
             stats.large_live.bump();
             stats.large_live_bytes.bump_by(h.map_size.load(Relaxed));
             let user = h.base() + user_offset;
+            // The whole usable block accessible (realloc copies all of it),
+            // before it is written.
+            self.os.mark_block(user as *mut u8, h.usable(), true);
             if zeroed {
                 // SAFETY: the user block lies inside the mapping.
                 unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
             }
-            self.os.mark_block(user as *mut u8, size, true);
             // SAFETY: inside a live mapping, so non-null.
             return Ok(unsafe { NonNull::new_unchecked(user as *mut u8) });
         }
@@ -246,7 +248,10 @@ impl<P: Platform> Allocator<P> {
         if !zeroed {
             if let Some(p) = self.large_resize_cached(local, stats, map_size, user_offset) {
                 let user = p.as_ptr();
-                self.os.mark_block(user, size, true);
+                // SAFETY: a live large block now: its header is below it.
+                let usable =
+                    unsafe { (*((user as usize - user_offset) as *const LargeHeader)).usable() };
+                self.os.mark_block(user, usable, true);
                 return Ok(p);
             }
         }

@@ -4,11 +4,15 @@
 //! * [`bytes`]: the compact byte form fuzzers mutate, decoded into traces.
 //! * [`gen`]: seeded workload mixes (random, larson, producer-consumer,
 //!   slab-churn).
+//! * [`fuzz`]: the drivers of the `fuzz/` targets, shared with tests;
+//!   [`corpus`]: their seed corpus.
 //! * [`sim_os`]: [`SimOs`], the deterministic, accounted, fault-injecting OS
 //!   layer the allocator runs on in simulation.
 
 pub mod bytes;
+pub mod corpus;
 pub mod explore;
+pub mod fuzz;
 pub mod gen;
 pub mod isolate;
 pub mod minimize;
