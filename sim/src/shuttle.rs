@@ -18,6 +18,15 @@
 //! ordering bugs. The orderings of the remote-free stack and the slab-empty
 //! hand-off are model-checked by loom in `alloc/tests/loom_remote.rs`.
 //!
+//! Tests: `tests/shuttle.rs` runs every scenario under both schedulers
+//! (`HAKMEM_SHUTTLE_ITERS` schedules each, 1000 by default) and replays
+//! `repro/shuttle/`; `tests/shuttle_zoo.rs` (`--features zoo`) shows the
+//! broken remote push caught. Soak:
+//!
+//! ```text
+//! HAKMEM_SHUTTLE_ITERS=100000 cargo test --release -p hakmem-sim --test shuttle -- --nocapture
+//! ```
+//!
 //! Schedules are bound to the shuttle version (`shuttle = "=0.9.9"`,
 //! `shuttle-engine = "=0.1.7"`, pinned in `Cargo.toml`); repro files keep
 //! the seed too, and a replay whose schedule no longer fits the code

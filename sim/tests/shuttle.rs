@@ -26,10 +26,11 @@ fn random(s: Scenario) {
     let opts = Options::from_env(DEFAULT_ITERS);
     let r = check_random(s, &opts);
     eprintln!(
-        "{s}: random: {} schedules in {:.2?} ({:.0}/s), base seed {}",
+        "{s}: random: {} schedules in {:.2?} ({:.0}/s, {:.0} steps each), base seed {}",
         r.executions,
         r.elapsed,
         r.per_second(),
+        r.steps_per_execution(),
         opts.seed
     );
 }
@@ -39,10 +40,11 @@ fn pct(s: Scenario) {
     let depth = pct_depth_from_env();
     let r = check_pct(s, depth, &opts);
     eprintln!(
-        "{s}: pct depth {depth}: {} schedules in {:.2?} ({:.0}/s), base seed {}",
+        "{s}: pct depth {depth}: {} schedules in {:.2?} ({:.0}/s, {:.0} steps each), base seed {}",
         r.executions,
         r.elapsed,
         r.per_second(),
+        r.steps_per_execution(),
         opts.seed
     );
 }
@@ -175,4 +177,31 @@ fn alloc_sched_random_inputs_run_cleanly() {
         start.elapsed(),
         n as f64 / start.elapsed().as_secs_f64()
     );
+}
+
+/// Regenerates the seed corpus of `alloc_sched` (`corpus/alloc_sched/`):
+/// seeded traces of every workload mix, each with no schedule bytes (no
+/// preemption) and with a few random ones. Run with `--ignored`.
+#[test]
+#[ignore]
+fn write_alloc_sched_seed_corpus() {
+    use hakmem_sim::shuttle::SchedInput;
+    use hakmem_sim::{encode, generate, Mix, SplitMix64};
+    let dir = corpus_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = SplitMix64::new(0x5eed_c0de);
+    for mix in Mix::ALL {
+        for seed in 0..3u64 {
+            let trace = generate(mix, seed, 80);
+            let Some(bytes) = encode(&trace) else {
+                continue;
+            };
+            for sched_len in [0usize, 48] {
+                let schedule: Vec<u8> = (0..sched_len).map(|_| rng.next_u64() as u8).collect();
+                let input = SchedInput::encode(&schedule, &bytes);
+                let name = format!("{mix}-{seed}-s{sched_len}");
+                std::fs::write(dir.join(name), &input).unwrap();
+            }
+        }
+    }
 }

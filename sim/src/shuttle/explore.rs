@@ -159,12 +159,18 @@ pub fn shuttle_config(max_steps: usize) -> Config {
 #[derive(Clone, Copy, Debug)]
 pub struct Report {
     pub executions: usize,
+    /// Scheduling decisions over all executions.
+    pub steps: usize,
     pub elapsed: Duration,
 }
 
 impl Report {
     pub fn per_second(&self) -> f64 {
         self.executions as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn steps_per_execution(&self) -> f64 {
+        self.steps as f64 / self.executions.max(1) as f64
     }
 }
 
@@ -282,6 +288,8 @@ pub fn parse_zoo(names: &str) -> Result<Zoo, String> {
 struct Recording {
     /// Executions started so far.
     executions: usize,
+    /// Scheduling decisions of the finished executions.
+    steps: usize,
     schedule: Schedule,
     /// The first failure of the current execution: message and schedule.
     failure: Option<(String, Schedule)>,
@@ -314,6 +322,7 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
         let s = self.inner.new_execution()?;
         let mut r = self.rec.borrow_mut();
         r.executions += 1;
+        r.steps += r.schedule.len();
         r.schedule = Schedule::new(s.seed);
         r.failure = None;
         if let Some(inf) = &r.inflight {
@@ -416,7 +425,7 @@ fn run_recorded<S: Scheduler + 'static>(
     max_steps: usize,
     inflight: Option<Inflight>,
     f: impl Fn() + Send + Sync + 'static,
-) -> Result<usize, (String, Schedule, usize)> {
+) -> Result<(usize, usize), (String, Schedule, usize)> {
     install_hook();
     let rec = Rc::new(RefCell::new(Recording {
         inflight,
@@ -434,7 +443,7 @@ fn run_recorded<S: Scheduler + 'static>(
     ACTIVE.with(|a| *a.borrow_mut() = previous);
     let mut r = rec.borrow_mut();
     match result {
-        Ok(n) => Ok(n),
+        Ok(n) => Ok((n, r.steps + r.schedule.len())),
         Err(payload) => {
             let (msg, schedule) = r
                 .failure
@@ -492,8 +501,9 @@ pub fn explore(
         ),
     };
     match r {
-        Ok(executions) => Ok(Report {
+        Ok((executions, steps)) => Ok(Report {
             executions,
+            steps,
             elapsed: start.elapsed(),
         }),
         Err((message, schedule, execution)) => {

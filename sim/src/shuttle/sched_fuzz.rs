@@ -25,6 +25,28 @@
 //! 3..8 say for how many further decisions the chosen task keeps running
 //! (0..31) if it stays runnable. When the bytes run out, the running task
 //! keeps running until it blocks or ends (no more preemptions).
+//!
+//! # Running
+//!
+//! ```text
+//! cargo +nightly fuzz run alloc_sched -O -s none                 # CI: 60 s
+//! HAKMEM_ZOO=remote-push-load-store \
+//!   cargo +nightly fuzz run alloc_sched -O -s none --features zoo
+//! ```
+//!
+//! `-O` leaves debug assertions out, as `cargo test --release` does: a
+//! `debug_assert!` that reads an atomic is a scheduling point, so an input
+//! found with them replays differently without them. A crash input replays
+//! with [`run_alloc_sched`] (`repro/shuttle/zoo/*.input` are replayed so by
+//! `tests/shuttle_zoo.rs`).
+//!
+//! Under AddressSanitizer (cargo-fuzz's default sanitizer) the target stops
+//! at once at two bugs in the allocator's poisoning, reported for the files
+//! that hold them: `HeapData::alloc_slow` zeroes a slab block before marking
+//! it live, and the large cache's reuse path marks only the requested size
+//! live while `usable_size` (which `realloc` copies) reports the whole
+//! usable size. Until they are fixed it runs with `-s none`; the checker
+//! and the content patterns still see every corruption.
 
 use std::sync::OnceLock;
 
