@@ -19,7 +19,7 @@
 //! hand-off are model-checked by loom in `alloc/tests/loom_remote.rs`.
 //!
 //! Tests: `tests/shuttle.rs` runs every scenario under both schedulers
-//! (`HAKMEM_SHUTTLE_ITERS` schedules each, 1000 by default) and replays
+//! (`HAKMEM_SHUTTLE_ITERS` schedules each, 3000 by default) and replays
 //! `repro/shuttle/`; `tests/shuttle_zoo.rs` (`--features zoo`) shows the
 //! broken remote push caught. Soak:
 //!

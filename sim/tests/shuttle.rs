@@ -2,7 +2,7 @@
 //! of every saved schedule, and the `alloc_sched` driver on its corpus.
 //!
 //! Iterations per scenario and scheduler: `HAKMEM_SHUTTLE_ITERS` (default
-//! 1000); PCT depth: `HAKMEM_SHUTTLE_PCT_DEPTH` (default 3); base seed:
+//! 3000); PCT depth: `HAKMEM_SHUTTLE_PCT_DEPTH` (default 3); base seed:
 //! `HAKMEM_SHUTTLE_SEED` (default: fresh each run, printed). Soak:
 //!
 //! ```text
@@ -20,7 +20,7 @@ use hakmem_sim::shuttle::{
     check_pct, check_random, replay, run_alloc_sched, Options, ReproFile, Scenario,
 };
 
-const DEFAULT_ITERS: usize = 1000;
+const DEFAULT_ITERS: usize = 3000;
 
 fn random(s: Scenario) {
     let opts = Options::from_env(DEFAULT_ITERS);
