@@ -14,9 +14,11 @@
 //!
 //! These are the only accesses the allocator makes to user memory.
 
-/// The first two words of a block that is not live.
+/// The first two words of a block that is not live. (Public, hidden, only
+/// for model checkers driving `RemoteStack`.)
+#[doc(hidden)]
 #[repr(C)]
-pub(crate) struct Block {
+pub struct Block {
     pub(crate) next: *mut Block,
     pub(crate) tag: usize,
 }

@@ -422,6 +422,15 @@ impl<P: Platform> Walk<'_, P> {
                 let free_bit = seg.free_mask.get() & (1 << i) != 0;
                 slab.scratch.set(0);
                 slab.scratch2.set(0);
+                if slab.corrupt_node.get() != 0 {
+                    return Err(fail(
+                        Invariant::I1,
+                        "REMOTE-CORRUPT",
+                        "a remote-queue node was not a block of its slab when collected (a push lost an update?)",
+                    )
+                    .at_slab(slab_ptr)
+                    .at_block(slab.corrupt_node.get()));
+                }
                 if slab.state.get() == SlabState::Free {
                     if i == 0 && !Segment::<P>::slab0_usable(seg.kind.get()) {
                         continue;

@@ -368,7 +368,7 @@ impl<P: Platform> HeapData<P> {
             return s;
         }
         // SAFETY: ours now.
-        unsafe { (*s).collect(self.zoo) };
+        unsafe { (*s).collect(self.zoo, &self.allocator().os) };
         // SAFETY: the slab is on no list.
         unsafe { self.classes[c].slabs.push_front(s) };
         self.allocator().stats.adoptions.add(1);
@@ -575,7 +575,7 @@ impl<P: Platform> HeapData<P> {
                 let slab = unsafe { &*s };
                 // SAFETY: `s` is on this list.
                 let next = unsafe { self.classes[c].slabs.next_of(s) };
-                slab.collect(self.zoo);
+                slab.collect(self.zoo, &self.allocator().os);
                 if slab.used.get() == 0 && (retire_current || s != self.classes[c].current) {
                     if s == self.classes[c].current {
                         self.classes[c].current = ptr::null_mut();

@@ -46,5 +46,13 @@ pub use slab::SlabState;
 pub use stats::Stats;
 pub use zoo::{Bug, Zoo};
 
+/// The lock-free core, reachable for model checkers (loom drives the
+/// remote-free stack in `tests/loom_remote.rs`). Not an API.
+#[doc(hidden)]
+pub mod __model {
+    pub use crate::block::Block;
+    pub use crate::remote::RemoteStack;
+}
+
 #[cfg(test)]
 mod tests;

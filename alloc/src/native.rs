@@ -198,6 +198,10 @@ unsafe impl Os for NativeOs {
         Ok(())
     }
 
+    fn report_corruption(&self, what: &str, addr: usize) {
+        fatal(what, addr)
+    }
+
     fn entropy(&self) -> usize {
         let mut v: usize = 0;
         // SAFETY: getrandom writes at most `size_of::<usize>()` bytes into `v`.
@@ -310,6 +314,46 @@ impl<T> AtomicPtrOps<T> for AtomicPtr<T> {
         failure: Ordering,
     ) -> Result<*mut T, *mut T> {
         AtomicPtr::compare_exchange_weak(self, current, new, success, failure)
+    }
+}
+
+/// Writes `hakmem: <what> <ptr>` to stderr and aborts. Never allocates.
+#[cold]
+#[inline(never)]
+pub fn fatal(what: &str, ptr: usize) -> ! {
+    let mut buf = [0u8; 256];
+    let mut n = 0;
+    let mut put = |s: &[u8]| {
+        for &b in s {
+            if n < buf.len() {
+                buf[n] = b;
+                n += 1;
+            }
+        }
+    };
+    put(b"hakmem: ");
+    put(what.as_bytes());
+    put(b" 0x");
+    let mut digits = [0u8; 16];
+    let mut d = 0;
+    let mut v = ptr;
+    loop {
+        digits[d] = b"0123456789abcdef"[v & 15];
+        d += 1;
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        put(&digits[d..d + 1]);
+    }
+    put(b"\n");
+    // SAFETY: writing our own buffer to fd 2; abort has no preconditions.
+    unsafe {
+        libc::write(2, buf.as_ptr().cast(), n);
+        libc::abort();
     }
 }
 

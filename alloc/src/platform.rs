@@ -129,6 +129,15 @@ pub unsafe trait Os: Send + Sync {
         None
     }
 
+    /// The allocator found its own metadata corrupted (a remote-free queue
+    /// node that is not a block of its slab): the native layer prints
+    /// `hakmem: <what> <addr>` and aborts — never a silent repair. The
+    /// simulated layers return: the allocator records the corruption and
+    /// the checker reports it as an invariant violation.
+    fn report_corruption(&self, what: &str, addr: usize) {
+        let _ = (what, addr);
+    }
+
     /// A random word for the free-tag secret (see `block.rs`). The
     /// simulated layers return a constant, so runs are reproducible.
     fn entropy(&self) -> usize {

@@ -405,7 +405,7 @@ impl<P: Platform> PoolState<P> {
                 let slab = unsafe { &*s };
                 // SAFETY: `s` is on this list.
                 let next = unsafe { self.abandoned[c].next_of(s) };
-                slab.collect(a.config.zoo);
+                slab.collect(a.config.zoo, &a.os);
                 if slab.used.get() == 0 {
                     // SAFETY: `s` is on this list.
                     unsafe { self.abandoned[c].remove(s) };

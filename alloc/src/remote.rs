@@ -18,13 +18,17 @@ use crate::block::{self, Block};
 use crate::platform::{AtomicPtrOf, AtomicPtrOps, Platform, Sched};
 use crate::zoo::{Bug, Zoo};
 
+/// Public (hidden) only so that model checkers can drive it: see
+/// `alloc/tests/loom_remote.rs`. Not an API.
+#[doc(hidden)]
 #[repr(C)]
-pub(crate) struct RemoteStack<P: Platform> {
+pub struct RemoteStack<P: Platform> {
     head: AtomicPtrOf<P, Block>,
 }
 
 impl<P: Platform> RemoteStack<P> {
-    pub(crate) fn new() -> Self {
+    #[allow(clippy::new_without_default)] // internal type, public only for loom
+    pub fn new() -> Self {
         RemoteStack {
             head: AtomicPtrOps::new(ptr::null_mut()),
         }
@@ -38,7 +42,7 @@ impl<P: Platform> RemoteStack<P> {
     /// The caller must not touch the slab after this returns: once the
     /// push is visible, the owner may collect, empty and retire the slab.
     #[inline]
-    pub(crate) unsafe fn push(&self, b: *mut Block, zoo: Zoo) {
+    pub unsafe fn push(&self, b: *mut Block, zoo: Zoo) {
         if zoo.on(Bug::RemotePushLoadStore) {
             // Zoo bug 7: a load + store instead of a compare-exchange; a
             // push racing another loses one of them.
@@ -70,7 +74,7 @@ impl<P: Platform> RemoteStack<P> {
 
     /// Takes every node; the result is a null-terminated list.
     #[inline]
-    pub(crate) fn take_all(&self) -> *mut Block {
+    pub fn take_all(&self) -> *mut Block {
         // ORDERING: Acquire pairs with the Release CAS in `push`, so the
         // links and tags of every taken node are visible.
         self.head.swap(ptr::null_mut(), Ordering::Acquire)
@@ -85,7 +89,7 @@ impl<P: Platform> RemoteStack<P> {
     }
 
     #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.head.load(Ordering::Relaxed).is_null()
     }
 }

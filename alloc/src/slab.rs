@@ -93,6 +93,9 @@ pub(crate) struct Slab<P: Platform> {
     pub(crate) prev: Cell<*mut Slab<P>>,
     /// True while on the pool's decommit queue.
     pub(crate) queued: Cell<bool>,
+    /// The first remote-queue node `collect` found not to be a block of
+    /// this slab (0: none); the checker reports it (I1 REMOTE-CORRUPT).
+    pub(crate) corrupt_node: Cell<usize>,
     /// Scratch for the checker (counts and marks during one walk).
     pub(crate) scratch: Cell<u32>,
     pub(crate) scratch2: Cell<u32>,
@@ -117,6 +120,7 @@ impl<P: Platform> Slab<P> {
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
             queued: Cell::new(false),
+            corrupt_node: Cell::new(0),
             scratch: Cell::new(0),
             scratch2: Cell::new(0),
         }
@@ -169,6 +173,7 @@ impl<P: Platform> Slab<P> {
         self.free_count.set(0);
         self.carved.set(0);
         self.capacity.set(0);
+        // `corrupt_node` stays: the checker must still see it.
         self.state.set(SlabState::Free);
     }
 
@@ -215,7 +220,13 @@ impl<P: Platform> Slab<P> {
 
     /// Moves the remote queue onto the local free list; returns how many
     /// blocks moved. Owner (or pool-lock holder for an unowned slab) only.
-    pub(crate) fn collect(&self, zoo: Zoo) -> u32 {
+    ///
+    /// Other threads write this queue, so the walk checks every node is a
+    /// carved block of this slab (a push that lost an update can link a
+    /// block the owner already handed out, whose first word is user data).
+    /// At the first bad node it stops, keeps the good prefix, records the
+    /// node and tells the OS layer (natively: a message and an abort).
+    pub(crate) fn collect(&self, zoo: Zoo, os: &P::Os) -> u32 {
         let list = if zoo.on(Bug::SpliceKeepsRemote) {
             // Zoo bug 2: the splice reads the queue but does not take it,
             // so the blocks stay on the queue and join the free list.
@@ -226,16 +237,27 @@ impl<P: Platform> Slab<P> {
         if list.is_null() {
             return 0;
         }
+        if self.check_block(list as usize).is_err() {
+            self.corrupted(list as usize, os);
+            return 0;
+        }
         let mut n = 1u32;
         let mut tail = list;
-        // SAFETY: every node on the remote queue is a freed block of this
-        // slab (REMOTE-LIVE), its link published by the push's Release CAS
-        // and made visible by the Acquire in take_all/peek. The walk is
-        // bounded by the capacity so a corrupted (cyclic) queue cannot hang
-        // the owner; the checker reports the corruption.
+        // SAFETY: every node walked was checked to be a carved block start
+        // of this slab, and the queue's links were published by the push's
+        // Release CAS and made visible by the Acquire in take_all/peek. The
+        // walk is bounded by the capacity, so a cycle cannot hang it.
         unsafe {
-            while !block::next(tail).is_null() && n <= self.capacity.get() {
-                tail = block::next(tail);
+            loop {
+                let next = block::next(tail);
+                if next.is_null() || n > self.capacity.get() {
+                    break;
+                }
+                if self.check_block(next as usize).is_err() {
+                    self.corrupted(next as usize, os);
+                    break;
+                }
+                tail = next;
                 n += 1;
             }
             block::set_next(tail, self.free_local.get());
@@ -244,6 +266,17 @@ impl<P: Platform> Slab<P> {
         self.free_count.set(self.free_count.get().wrapping_add(n));
         self.used.set(self.used.get().wrapping_sub(n));
         n
+    }
+
+    #[cold]
+    fn corrupted(&self, node: usize, os: &P::Os) {
+        if self.corrupt_node.get() == 0 {
+            self.corrupt_node.set(node);
+        }
+        os.report_corruption(
+            "corrupted remote-free queue: a node that is not a block of its slab:",
+            node,
+        );
     }
 
     /// Refill: moves up to `want` blocks into `cache` (local free list
@@ -262,7 +295,7 @@ impl<P: Platform> Slab<P> {
         os: &P::Os,
     ) -> u32 {
         if self.free_local.get().is_null() {
-            self.collect(zoo);
+            self.collect(zoo, os);
         }
         let mut got = 0u32;
         let head = self.free_local.get();

@@ -18,6 +18,7 @@ pub mod isolate;
 pub mod minimize;
 pub mod model;
 pub mod runner;
+pub mod shuttle;
 pub mod sim_os;
 pub mod trace;
 pub mod zoo;

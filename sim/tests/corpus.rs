@@ -98,13 +98,18 @@ fn every_alloc_ops_corpus_input_replays_cleanly() {
     );
 }
 
-/// `corpus/alloc_sched/` (schedule fuzzing) is not there yet; once it is,
-/// its inputs need their own driver. Until then a missing directory is fine.
+/// `corpus/alloc_sched/` (schedule fuzzing) has its own driver, which
+/// `tests/shuttle.rs` runs on every file; here: every input replays cleanly
+/// through that driver too, with no bug switched on.
 #[test]
-fn the_alloc_sched_corpus_is_absent_or_replays() {
+fn every_alloc_sched_corpus_input_replays_cleanly() {
     let dir = corpus_dir("alloc_sched");
-    assert!(
-        files(&dir).is_empty(),
-        "corpus/alloc_sched/ exists: give it its driver in this test"
-    );
+    let paths = files(&dir);
+    assert!(!paths.is_empty(), "corpus/alloc_sched/ is empty");
+    for p in paths {
+        let data = std::fs::read(&p).unwrap();
+        if let Err(e) = hakmem_sim::shuttle::run_alloc_sched(&data, hakmem::Zoo::NONE) {
+            panic!("{}: {e}", p.display());
+        }
+    }
 }
