@@ -62,14 +62,17 @@ const EXCERPT_OPS: usize = 60;
 /// The configuration the fuzz drivers run with: the tiny geometry and
 /// caches, a full check every [`FUZZ_CHECK_EVERY`] ops, quiescence at the end.
 pub fn fuzz_config() -> RunConfig {
-    RunConfig {
+    let mut cfg = RunConfig {
         sim_os: SimOsConfig {
             arena_size: FUZZ_ARENA_SIZE,
             ..RunConfig::tiny().sim_os
         },
         ..RunConfig::tiny()
     }
-    .check_every(FUZZ_CHECK_EVERY)
+    .check_every(FUZZ_CHECK_EVERY);
+    // The bug zoo runs this target with historic bugs switched on.
+    cfg.alloc.zoo = crate::shuttle::sched_fuzz::zoo_from_env();
+    cfg
 }
 
 /// Decodes `data` and runs it under [`fuzz_config`]: what [`alloc_ops`] does,

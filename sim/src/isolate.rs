@@ -86,3 +86,41 @@ fn parse_line(line: &str) -> Outcome {
 fn quiet_panics() {
     std::panic::set_hook(Box::new(|_| {}));
 }
+
+/// Runs `f` in a forked child and returns the line it produced, or the
+/// signal that killed it. For tools that may crash on a buggy allocator.
+pub fn in_child(f: impl FnOnce() -> String) -> Result<String, i32> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Ok(f());
+    }
+    // SAFETY: the child runs `f` and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: our pipe's ends.
+        unsafe { libc::close(fds[0]) };
+        quiet_panics();
+        let line = f();
+        // SAFETY: writing our buffer to our pipe, then leaving without the
+        // parent's destructors.
+        unsafe {
+            libc::write(fds[1], line.as_ptr().cast(), line.len());
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: the write end is the child's.
+    unsafe { libc::close(fds[1]) };
+    // SAFETY: our read end, owned by the File from here.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+    let mut out = String::new();
+    let _ = file.read_to_string(&mut out);
+    let mut status = 0;
+    // SAFETY: our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFSIGNALED(status) {
+        Err(libc::WTERMSIG(status))
+    } else {
+        Ok(out)
+    }
+}

@@ -25,7 +25,8 @@ const USAGE: &str = "usage:
   hakmem-sim minimize FILE      [-o OUT] [--production] [--zoo BUG] [--seconds T]
   hakmem-sim gen --seed S --ops N --mix random|larson|producer-consumer|slab-churn [--bytes] [-o FILE]
   hakmem-sim explore --seconds T --seed S [--ops N] [--out DIR] [--production] [--zoo BUG] [--no-fork]
-  hakmem-sim zoo [--seconds T] [--bugs a,b] [--seed S] [--repro-dir DIR] [--md FILE]   (needs --features zoo)";
+  hakmem-sim zoo [--seconds T] [--bugs a,b] [--tools explore,alloc_ops,shuttle] [--seed S] [--repro-dir DIR] [--md FILE]
+                                (needs --features zoo; alloc_ops needs cargo-fuzz and nightly)";
 
 struct Args {
     pos: Vec<String>,
@@ -46,6 +47,7 @@ impl Args {
             "--bugs",
             "--repro-dir",
             "--md",
+            "--tools",
         ];
         let (mut pos, mut flags) = (Vec::new(), Vec::new());
         let mut i = 0;
@@ -298,7 +300,10 @@ fn cmd_explore(args: &Args) -> Result<ExitCode, String> {
 }
 
 fn cmd_zoo(args: &Args) -> Result<ExitCode, String> {
-    use hakmem_sim::zoo::{explore_tool, table, write_zoo_repro, ZooRow};
+    use hakmem_sim::zoo::{
+        build_fuzz_binary, explore_tool, fuzz_tool, shuttle_tool, table, write_zoo_repro,
+        ToolResult, ZooRow,
+    };
     if !hakmem::Zoo::COMPILED {
         return Err("the zoo needs a build with the zoo feature: cargo run --release -p hakmem-sim --features zoo -- zoo".into());
     }
@@ -311,10 +316,40 @@ fn cmd_zoo(args: &Args) -> Result<ExitCode, String> {
             .map(|n| hakmem::Bug::from_name(n.trim()).ok_or(format!("--bugs: unknown bug '{n}'")))
             .collect::<Result<_, _>>()?,
     };
+    let tools: Vec<String> = args
+        .get("--tools")
+        .unwrap_or("explore,alloc_ops,shuttle")
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .collect();
+    for t in &tools {
+        if !["explore", "alloc_ops", "shuttle"].contains(&t.as_str()) {
+            return Err(format!(
+                "--tools: unknown tool '{t}' (explore, alloc_ops, shuttle)"
+            ));
+        }
+    }
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let fuzz_bin = if tools.iter().any(|t| t == "alloc_ops") {
+        eprintln!("zoo: building the alloc_ops fuzz target with the zoo compiled in ...");
+        Some(build_fuzz_binary(&root))
+    } else {
+        None
+    };
     let mut rows = Vec::new();
     for bug in bugs {
         eprintln!("zoo: {} ...", bug.name());
-        let results = vec![explore_tool(bug, budget, seed)];
+        let mut results = Vec::new();
+        for t in &tools {
+            results.push(match t.as_str() {
+                "explore" => explore_tool(bug, budget, seed),
+                "alloc_ops" => match fuzz_bin.as_ref().expect("built above") {
+                    Ok(bin) => fuzz_tool(bin, &root, bug, budget),
+                    Err(e) => ToolResult::skipped("alloc_ops", e.clone()),
+                },
+                _ => shuttle_tool(bug, budget, 2000, seed),
+            });
+        }
         let row = ZooRow { bug, results };
         if let Some(dir) = args.get("--repro-dir") {
             if let Some(p) = write_zoo_repro(std::path::Path::new(dir), &row)

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hakmem::Bug;
+use hakmem::{Bug, Zoo};
 
 use crate::explore::{explore, ExploreOptions};
 use crate::runner::RunConfig;
@@ -196,4 +196,191 @@ fn unit(tool: &str) -> &'static str {
         "shuttle" => "schedules",
         _ => "execs",
     }
+}
+
+/// The shuttle scenarios against one bug: each scenario in turn under the
+/// random scheduler, up to `iterations` schedules, in a forked child (a
+/// crash is a catch too), until one fails or `budget` is spent.
+pub fn shuttle_tool(bug: Bug, budget: Duration, iterations: usize, seed: u64) -> ToolResult {
+    use crate::shuttle::explore::{explore as shuttle_explore, Options, Strategy};
+    use crate::shuttle::Scenario;
+    let start = std::time::Instant::now();
+    let mut schedules = 0u64;
+    for scenario in Scenario::ALL {
+        if start.elapsed() >= budget {
+            break;
+        }
+        let line = crate::isolate::in_child(|| {
+            let opts = Options {
+                iterations,
+                seed,
+                zoo: Zoo::NONE.with(bug),
+                persist_dir: None,
+                max_steps: 200_000,
+            };
+            match shuttle_explore(scenario, Strategy::Random, &opts) {
+                Ok(r) => format!("OK {}", r.executions),
+                Err(f) => format!(
+                    "FAIL {} {}\t{}",
+                    f.execution + 1,
+                    f.symptom,
+                    f.message.replace('\n', " ")
+                ),
+            }
+        });
+        match line {
+            Ok(l) if l.starts_with("OK ") => {
+                schedules += l[3..].trim().parse::<u64>().unwrap_or(0);
+            }
+            Ok(l) => {
+                let rest = l.trim_start_matches("FAIL ");
+                let (head, _msg) = rest.split_once('\t').unwrap_or((rest, ""));
+                let (n, symptom) = head.split_once(' ').unwrap_or((head, ""));
+                return ToolResult {
+                    tool: "shuttle",
+                    caught: Some(true),
+                    time: start.elapsed(),
+                    runs: schedules + n.parse::<u64>().unwrap_or(0),
+                    failure_id: Some(symptom.to_string()),
+                    minimized: None,
+                    note: format!("scenario {scenario}, seed {seed}"),
+                };
+            }
+            Err(sig) => {
+                return ToolResult {
+                    tool: "shuttle",
+                    caught: Some(true),
+                    time: start.elapsed(),
+                    runs: schedules,
+                    failure_id: Some(format!("CRASH {sig}")),
+                    minimized: None,
+                    note: format!("scenario {scenario} crashed (signal {sig})"),
+                };
+            }
+        }
+    }
+    ToolResult {
+        tool: "shuttle",
+        caught: Some(false),
+        time: start.elapsed(),
+        runs: schedules,
+        failure_id: None,
+        minimized: None,
+        note: format!("{schedules} schedules over the scenarios, no failure"),
+    }
+}
+
+/// Where the zoo builds and finds the libFuzzer binary of `alloc_ops`.
+pub struct FuzzBinary {
+    pub path: PathBuf,
+}
+
+/// Builds `alloc_ops` with the zoo compiled in (`cargo +nightly fuzz build
+/// -O -s none --features zoo`; no sanitizer: the harness's own checks are
+/// what is measured). `Err` says why the tool cannot run here.
+pub fn build_fuzz_binary(root: &Path) -> Result<FuzzBinary, String> {
+    let target_dir = root.join("target").join("zoo-fuzz");
+    let status = std::process::Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "+nightly",
+            "fuzz",
+            "build",
+            "-O",
+            "-s",
+            "none",
+            "--features",
+            "zoo",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .arg("alloc_ops")
+        .status()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    if !status.success() {
+        return Err("cargo +nightly fuzz build failed (is cargo-fuzz installed?)".into());
+    }
+    let path = target_dir
+        .join("x86_64-unknown-linux-gnu")
+        .join("release")
+        .join("alloc_ops");
+    if !path.exists() {
+        return Err(format!("no fuzz binary at {}", path.display()));
+    }
+    Ok(FuzzBinary { path })
+}
+
+/// The `alloc_ops` libFuzzer target against one bug (`HAKMEM_ZOO`), from the
+/// committed seed corpus, for `budget`; a crash input is minimized.
+pub fn fuzz_tool(bin: &FuzzBinary, root: &Path, bug: Bug, budget: Duration) -> ToolResult {
+    let scratch =
+        std::env::temp_dir().join(format!("hakmem-zoo-{}-{}", bug.name(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let corpus = scratch.join("corpus");
+    if let Err(e) = std::fs::create_dir_all(&corpus) {
+        return ToolResult::skipped("alloc_ops", format!("scratch dir: {e}"));
+    }
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new(&bin.path)
+        .current_dir(root)
+        .env("HAKMEM_ZOO", bug.name())
+        .arg(&corpus)
+        .arg(root.join("corpus").join("alloc_ops"))
+        .arg(format!("-max_total_time={}", budget.as_secs().max(1)))
+        .arg("-print_final_stats=1")
+        .arg("-timeout=20")
+        .arg(format!("-artifact_prefix={}/", scratch.display()))
+        .output();
+    let time = start.elapsed();
+    let Ok(out) = out else {
+        return ToolResult::skipped("alloc_ops", "could not run the fuzz binary");
+    };
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let execs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let artifact = std::fs::read_dir(&scratch).ok().and_then(|d| {
+        d.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("crash-"))
+        })
+    });
+    let result = match artifact {
+        None => ToolResult {
+            tool: "alloc_ops",
+            caught: Some(false),
+            time,
+            runs: execs,
+            failure_id: None,
+            minimized: None,
+            note: format!("{execs} execs, no crash"),
+        },
+        Some(path) => {
+            let data = std::fs::read(&path).unwrap_or_default();
+            let trace = crate::bytes::decode(&data);
+            let m = crate::minimize::minimize(
+                &trace,
+                &crate::minimize::MinimizeOptions {
+                    cfg: zoo_config(bug),
+                    isolate: true,
+                    budget: Duration::from_secs(30),
+                    verbose: false,
+                },
+            );
+            ToolResult {
+                tool: "alloc_ops",
+                caught: Some(true),
+                time,
+                runs: execs,
+                failure_id: m.as_ref().map(|m| m.failure_id.clone()),
+                minimized: m.map(|m| m.trace),
+                note: format!("fuzz input {}", path.display()),
+            }
+        }
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
 }
