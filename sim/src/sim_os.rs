@@ -548,6 +548,9 @@ unsafe impl Os for SimOs {
         // old one unmapped (a real kernel moves pages; the books are the
         // same). Injected map failures apply.
         let dst = self.map(new_size, align)?;
+        // A kernel moves pages without reading them: whatever the allocator
+        // poisoned in the old mapping (a cached large block) is no error.
+        asan::unpoison(ptr.as_ptr() as usize, old_size);
         // SAFETY: the caller passes one whole live mapping of `old_size`
         // bytes; `dst` is a fresh one of `new_size`.
         unsafe {
