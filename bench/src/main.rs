@@ -6,6 +6,7 @@ mod args;
 mod budget;
 mod cabi;
 mod compare;
+mod ga_compare;
 mod report;
 mod rng;
 mod stats;
@@ -18,6 +19,7 @@ usage:
   hakmem-bench run <workload> [--threads N] [--iters N | --seconds S] [--seed S]
                               [--scale F] [workload options]
   hakmem-bench compare [--rounds R] [--quick] [--only w1,w2] [--out DIR]
+  hakmem-bench ga-compare [--rounds R] [--quick] [--threads N] [--out DIR]   (#[global_allocator] in Rust)
                        [--allocators a,b] [--hakmem PATH] [--scale F]
                        [--timeout SECS] [--no-install] [--no-build]
   hakmem-bench list
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
             None => Err("run: which workload? (see `hakmem-bench list`)".to_string()),
         },
         Some("compare") => compare::main(&words[1..]),
+        Some("ga-compare") => ga_compare::main(&words[1..]),
         Some("list") => {
             for w in workloads::ALL {
                 println!(

@@ -9,6 +9,7 @@
 //! | `tcmalloc` | gperftools tcmalloc | `libtcmalloc_minimal.so.4` (apt `libtcmalloc-minimal4`) |
 //! | `mimalloc-current` | current mimalloc (3.x) | built from `bench/mimalloc-preload` |
 //! | `mimalloc-v2` | latest mimalloc 2.x (opt-in) | built from `bench/mimalloc-preload --features v2` |
+//! | `hakmem-unchecked` | hakmem without its free-path misuse checks (opt-in: measures their cost) | built from `hakmem-preload --features unchecked` into `target/unchecked` |
 //!
 //! To add one: a row in [`NAMES`] (and [`DEFAULT_NAMES`]) and a branch in
 //! [`find`].
@@ -19,6 +20,7 @@ use std::process::{Command, Stdio};
 /// Every candidate, in table order.
 pub const NAMES: &[&str] = &[
     "hakmem",
+    "hakmem-unchecked",
     "glibc",
     "mimalloc",
     "jemalloc",
@@ -114,6 +116,21 @@ fn find(name: &'static str, search: &Search) -> Result<Candidate, String> {
             origin: "system malloc (no preload)".into(),
         }),
         "hakmem" => find_hakmem(search).map(|(path, origin)| found(path, origin)),
+        "hakmem-unchecked" => {
+            let target = search.root.join("target").join("unchecked");
+            let target = target.to_string_lossy().to_string();
+            cargo_build(
+                search.root,
+                &["-p", "hakmem-preload", "--features", "unchecked", "--target-dir", &target],
+                "libhakmem.so",
+            )
+            .map(|path| {
+                found(
+                    path,
+                    "hakmem-preload --features unchecked: the free path's misuse checks compiled out (a baseline to measure their cost, not for use)".into(),
+                )
+            })
+        }
         "mimalloc-current" => find_mimalloc_wrapper(search, false).map(|path| {
             found(
                 path,

@@ -299,6 +299,17 @@ pub fn main(words: &[String]) -> Result<(), String> {
         "\nwrote {}/results.md, ratios.svg, runs.tsv ({elapsed:.0} s of runs)",
         options.out.display()
     );
+    // The #[global_allocator] comparison for Rust programs.
+    let ga_rounds = options.rounds.max(3);
+    match crate::ga_compare::run(ga_rounds, options.scale, 2) {
+        Ok(md) => {
+            println!("\n{md}");
+            let path = options.out.join("ga.md");
+            std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        Err(e) => println!("note: #[global_allocator] comparison skipped: {e}"),
+    }
     Ok(())
 }
 
