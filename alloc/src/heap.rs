@@ -645,7 +645,9 @@ impl<P: Platform> HeapData<P> {
                 let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
                 slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
                 // SAFETY: a carved block start.
-                if unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, self.key) {
+                if CHECKED
+                    && unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, self.key)
+                {
                     return Err(FreeError::DoubleFree { ptr: addr });
                 }
                 Ok(slab.stride.load(Relaxed) as usize)
@@ -795,7 +797,7 @@ pub(crate) fn free_without_heap<P: Platform>(
             slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
             let b = addr as *mut Block;
             // SAFETY: a carved block start of an in-use slab.
-            if unsafe { block::read_tag(b) } == block::tag(addr, key) {
+            if CHECKED && unsafe { block::read_tag(b) } == block::tag(addr, key) {
                 return Err(FreeError::DoubleFree { ptr: addr });
             }
             a.os.mark_block(b.cast(), class_size(slab.class()), false);
