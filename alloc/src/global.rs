@@ -228,6 +228,12 @@ pub fn with_fallback<R>(f: impl FnOnce(&mut NativeHeap) -> R) -> Option<R> {
     })
 }
 
+#[cold]
+#[inline(never)]
+fn alloc_raw_slow(size: usize, align: usize) -> *mut u8 {
+    with_heap_slow(|h| h.alloc_raw(size, align)).unwrap_or(ptr::null_mut())
+}
+
 /// Frees `p` from this thread: through its heap (created on a thread's
 /// first call, so that a thread that only frees counts its remote frees
 /// in its own heap rather than in a shared atomic), or, while it has none
@@ -388,6 +394,17 @@ impl HakMem {
         with_heap(f)
     }
 
+    /// `size` bytes aligned to `align` (a power of two) from the calling
+    /// thread's heap, null on failure: `malloc`'s fast path, with the
+    /// heap-less cases kept off it.
+    #[inline(always)]
+    pub fn alloc_raw(size: usize, align: usize) -> *mut u8 {
+        match current_heap() {
+            Some(h) => h.alloc_raw(size, align),
+            None => alloc_raw_slow(size, align),
+        }
+    }
+
     /// Frees a block from the calling thread, validated as by
     /// [`HeapData::free`] (nothing changes on an error).
     #[inline(always)]
@@ -434,7 +451,7 @@ fn ptr_or_null(r: Option<Result<NonNull<u8>, AllocError>>) -> *mut u8 {
 unsafe impl GlobalAlloc for HakMem {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        with_heap(|h| h.alloc_raw(layout.size(), layout.align())).unwrap_or(ptr::null_mut())
+        HakMem::alloc_raw(layout.size(), layout.align())
     }
 
     #[inline]

@@ -153,6 +153,54 @@ impl<P: Platform> HeapData<P> {
     /// class lookup, a pop and one branch.
     #[inline(always)]
     pub fn alloc_pow2(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        self.pop_small(
+            size,
+            align,
+            // SAFETY: a live block from `pop_small`, non-null.
+            |_, b| Ok(unsafe { NonNull::new_unchecked(b) }),
+            |h| h.alloc_slow(size, align, false),
+        )
+    }
+
+    /// [`alloc_pow2`](Self::alloc_pow2) returning a raw pointer, null on
+    /// failure: what `malloc` and `GlobalAlloc` want, without building a
+    /// `Result` on the fast path.
+    #[inline(always)]
+    pub fn alloc_raw(&mut self, size: usize, align: usize) -> *mut u8 {
+        self.pop_small(size, align, |_, b| b, |h| h.alloc_raw_slow(size, align))
+    }
+
+    /// [`alloc_raw`](Self::alloc_raw), zero-filled (`calloc`): the same
+    /// fast path, then the size's bytes cleared.
+    #[inline(always)]
+    pub fn alloc_zeroed_raw(&mut self, size: usize, align: usize) -> *mut u8 {
+        self.pop_small(
+            size,
+            align,
+            |_, b| {
+                // SAFETY: a live block of at least `size` bytes, ours now.
+                unsafe { ptr::write_bytes(b, 0, size) };
+                b
+            },
+            |h| match h.alloc_slow(size, align, true) {
+                Ok(p) => p.as_ptr(),
+                Err(_) => ptr::null_mut(),
+            },
+        )
+    }
+
+    /// The fast path: a request of at most `SMALL_LOOKUP_MAX` bytes with
+    /// the default alignment, served from the thread cache (a class lookup,
+    /// a pop, one branch) as a live block given to `hit`; anything else goes
+    /// to `miss`.
+    #[inline(always)]
+    fn pop_small<R>(
+        &mut self,
+        size: usize,
+        align: usize,
+        hit: impl FnOnce(&mut Self, *mut u8) -> R,
+        miss: impl FnOnce(&mut Self) -> R,
+    ) -> R {
         debug_assert!(align.is_power_of_two());
         if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
             let c = self.small_class(size);
@@ -168,61 +216,10 @@ impl<P: Platform> HeapData<P> {
                 self.allocator()
                     .os
                     .mark_block(b.cast(), class_size(c), true);
-                // SAFETY: non-null checked above.
-                return Ok(unsafe { NonNull::new_unchecked(b.cast()) });
+                return hit(self, b.cast());
             }
         }
-        self.alloc_slow(size, align, false)
-    }
-
-    /// [`alloc_pow2`](Self::alloc_pow2) returning a raw pointer, null on
-    /// failure: what `malloc` and `GlobalAlloc` want, without building a
-    /// `Result` on the fast path.
-    #[inline(always)]
-    pub fn alloc_raw(&mut self, size: usize, align: usize) -> *mut u8 {
-        debug_assert!(align.is_power_of_two());
-        if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
-            let c = self.small_class(size);
-            // SAFETY: as in `alloc_pow2`.
-            let cache = unsafe { self.caches.get_unchecked_mut(c) };
-            let b = cache.pop();
-            if !b.is_null() {
-                if CHECKED {
-                    // SAFETY: a cached block is a free block of one of our slabs.
-                    unsafe { block::make_live(b) };
-                }
-                self.allocator()
-                    .os
-                    .mark_block(b.cast(), class_size(c), true);
-                return b.cast();
-            }
-        }
-        self.alloc_raw_slow(size, align)
-    }
-
-    /// [`alloc_raw`](Self::alloc_raw), zero-filled (`calloc`): the same
-    /// fast path, then the size's bytes cleared.
-    #[inline(always)]
-    pub fn alloc_zeroed_raw(&mut self, size: usize, align: usize) -> *mut u8 {
-        debug_assert!(align.is_power_of_two());
-        if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
-            let c = self.small_class(size);
-            // SAFETY: as in `alloc_pow2`.
-            let cache = unsafe { self.caches.get_unchecked_mut(c) };
-            let b = cache.pop();
-            if !b.is_null() {
-                self.allocator()
-                    .os
-                    .mark_block(b.cast(), class_size(c), true);
-                // SAFETY: a cached block of at least `size` bytes, ours now.
-                unsafe { ptr::write_bytes(b.cast::<u8>(), 0, size.max(16)) };
-                return b.cast();
-            }
-        }
-        match self.alloc_slow(size, align, true) {
-            Ok(p) => p.as_ptr(),
-            Err(_) => ptr::null_mut(),
-        }
+        miss(self)
     }
 
     /// The class of a request of at most `SMALL_LOOKUP_MAX` bytes.
@@ -644,8 +641,8 @@ impl<P: Platform> HeapData<P> {
                 // SAFETY: as in `free`.
                 let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
                 slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
-                // SAFETY: a carved block start.
                 if CHECKED
+                    // SAFETY: a carved block start.
                     && unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, self.key)
                 {
                     return Err(FreeError::DoubleFree { ptr: addr });

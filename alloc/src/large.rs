@@ -189,69 +189,21 @@ impl<P: Platform> Allocator<P> {
             return Err(AllocError::TooLarge { size });
         }
         stats.large_allocs.bump();
-        // 1. This heap's own cache: best fit, no lock.
-        let mut best = None;
-        for (i, h) in local.iter().enumerate() {
-            // SAFETY: cached mappings held by this heap are live mappings.
-            let s = unsafe { (*h).map_size.load(Relaxed) };
-            if fits(s, map_size) && best.is_none_or(|(_, bs)| s < bs) {
-                best = Some((i, s));
-            }
-        }
-        let mut reused = match best {
-            Some((i, _)) => local.take(i),
-            None => ptr::null_mut(),
-        };
-        // 2. The global cache, under its lock.
-        if reused.is_null() {
-            reused = self.large.with(|st| {
-                let mut best: *mut LargeHeader = ptr::null_mut();
-                let mut best_size = usize::MAX;
-                // SAFETY: cached headers are live mappings; we hold the lock.
-                for h in unsafe { st.cached.iter() } {
-                    // SAFETY: as above.
-                    let s = unsafe { (*h).map_size.load(Relaxed) };
-                    if fits(s, map_size) && s < best_size {
-                        best = h;
-                        best_size = s;
-                    }
-                }
-                if !best.is_null() {
-                    // SAFETY: `best` is on the cached list.
-                    unsafe { st.cached.remove(best) };
-                    st.cached_bytes -= best_size;
-                }
-                best
-            });
-        }
-        if !reused.is_null() {
-            // SAFETY: the header is ours now (taken off a cache).
-            let h = unsafe { &*reused };
-            h.user_offset.store(user_offset, Relaxed);
-            h.state.store(STATE_LIVE, Relaxed);
-            stats.large_hits.bump();
-            stats.large_live.bump();
-            stats.large_live_bytes.bump_by(h.map_size.load(Relaxed));
-            let user = h.base() + user_offset;
-            // The whole usable block accessible (realloc copies all of it),
-            // before it is written.
-            self.os.mark_block(user as *mut u8, h.usable(), true);
+        // 1-2. Best fit within 25 %: this heap's own cache (no lock), then
+        //      the global cache.
+        if let Some(h) = self.large_take_cached(local, |s| fits(s, map_size).then_some(s)) {
+            let user = self.large_revive(h, user_offset, stats);
             if zeroed {
-                // SAFETY: the user block lies inside the mapping.
-                unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
+                // SAFETY: the user block lies inside the mapping (revived:
+                // accessible).
+                unsafe { ptr::write_bytes(user.as_ptr(), 0, size) };
             }
-            // SAFETY: inside a live mapping, so non-null.
-            return Ok(unsafe { NonNull::new_unchecked(user as *mut u8) });
+            return Ok(user);
         }
         // 3. Resize the cached mapping closest in size (its resident pages
         //    save the page faults of fresh memory), if the OS layer can.
         if !zeroed {
             if let Some(p) = self.large_resize_cached(local, stats, map_size, user_offset) {
-                let user = p.as_ptr();
-                // SAFETY: a live large block now: its header is below it.
-                let usable =
-                    unsafe { (*((user as usize - user_offset) as *const LargeHeader)).usable() };
-                self.os.mark_block(user, usable, true);
                 return Ok(p);
             }
         }
@@ -560,50 +512,11 @@ impl<P: Platform> Allocator<P> {
                 usize::MAX / 2 + (need - s)
             }
         };
-        let mut best: Option<(*mut LargeHeader, usize)> = None;
-        for h in local.iter() {
-            // SAFETY: cached headers are live mappings.
-            let s = unsafe { (*h).map_size.load(Relaxed) };
-            if best.is_none_or(|(_, b)| dist(s) < dist(b)) {
-                best = Some((h, s));
-            }
-        }
-        let h = match best {
-            Some((h, _)) => {
-                let i = local
-                    .iter()
-                    .position(|x| x == h)
-                    .expect("in the local cache");
-                local.take(i)
-            }
-            None => self.large.with(|st| {
-                let mut best: Option<(*mut LargeHeader, usize)> = None;
-                // SAFETY: cached headers are live mappings; we hold the lock.
-                for h in unsafe { st.cached.iter() } {
-                    // SAFETY: as above.
-                    let s = unsafe { (*h).map_size.load(Relaxed) };
-                    if best.is_none_or(|(_, b)| dist(s) < dist(b)) {
-                        best = Some((h, s));
-                    }
-                }
-                let (h, s) = best?;
-                // SAFETY: `h` is on the cached list.
-                unsafe { st.cached.remove(h) };
-                st.cached_bytes -= s;
-                Some(h)
-            })?,
-        };
+        let h = self.large_take_cached(local, |s| Some(dist(s)))?;
         // SAFETY: taken off a cache: ours.
         let (base, old) = unsafe { ((*h).base(), (*h).map_size.load(Relaxed)) };
         if old >= need {
-            // SAFETY: ours; used as it is.
-            let hd = unsafe { &*h };
-            hd.user_offset.store(off, Relaxed);
-            hd.state.store(STATE_LIVE, Relaxed);
-            stats.large_hits.bump();
-            stats.large_live.bump();
-            stats.large_live_bytes.bump_by(old);
-            return NonNull::new((base + off) as *mut u8);
+            return Some(self.large_revive(h, off, stats));
         }
         let shift = P::GEOMETRY.segment_shift;
         // Ours alone: clear the mark first (see `large_grow`).
@@ -620,19 +533,15 @@ impl<P: Platform> Allocator<P> {
         } {
             Ok(nb) => {
                 let nb = nb.as_ptr() as usize;
+                let hp = nb as *mut LargeHeader;
                 // SAFETY: the header is at the start of the (moved) mapping.
-                let hd = unsafe { &*(nb as *const LargeHeader) };
+                let hd = unsafe { &*hp };
                 hd.map_size.store(need, Relaxed);
                 hd.map_base.store(nb, Relaxed);
-                hd.user_offset.store(off, Relaxed);
-                hd.state.store(STATE_LIVE, Relaxed);
                 self.registry_view().mark(nb, shift, Region::Large);
                 self.stats.mapped_bytes.add(need - old);
                 self.stats.committed_bytes.add(need - old);
-                stats.large_hits.bump();
-                stats.large_live.bump();
-                stats.large_live_bytes.bump_by(need);
-                NonNull::new((nb + off) as *mut u8)
+                Some(self.large_revive(hp, off, stats))
             }
             Err(_) => {
                 self.registry_view().mark(base, shift, Region::Large);
@@ -652,37 +561,54 @@ impl<P: Platform> Allocator<P> {
         need: usize,
         off: usize,
     ) -> Option<NonNull<u8>> {
-        let largest = |it: &mut dyn Iterator<Item = *mut LargeHeader>| {
-            let mut best: Option<(*mut LargeHeader, usize)> = None;
+        let h = self.large_take_cached(local, |s| (s >= need).then_some(usize::MAX - s))?;
+        Some(self.large_revive(h, off, stats))
+    }
+
+    /// Takes a cached mapping: the one `rank` (of its size) scores lowest,
+    /// `None` meaning not eligible; this heap's own cache first (no lock),
+    /// then the global cache.
+    fn large_take_cached(
+        &self,
+        local: &mut LocalLarge,
+        rank: impl Fn(usize) -> Option<usize>,
+    ) -> Option<*mut LargeHeader> {
+        let pick = |it: &mut dyn Iterator<Item = *mut LargeHeader>| {
+            let mut best: Option<(*mut LargeHeader, usize, usize)> = None;
             for h in it {
                 // SAFETY: cached headers are live mappings.
                 let s = unsafe { (*h).map_size.load(Relaxed) };
-                if s >= need && best.is_none_or(|(_, b)| s > b) {
-                    best = Some((h, s));
+                if let Some(r) = rank(s) {
+                    if best.is_none_or(|(_, br, _)| r < br) {
+                        best = Some((h, r, s));
+                    }
                 }
             }
             best
         };
-        let local_best = largest(&mut local.iter()).map(|(h, _)| h);
-        let mut found = local_best.map(|h| {
+        let local_best = pick(&mut local.iter()).map(|(h, _, _)| h);
+        if let Some(h) = local_best {
             let i = local
                 .iter()
                 .position(|x| x == h)
-                .expect("found in the local cache");
-            local.take(i)
-        });
-        if found.is_none() {
-            found = self.large.with(|st| {
-                // SAFETY: cached headers are live mappings; we hold the lock.
-                let (h, s) = largest(&mut unsafe { st.cached.iter() })?;
-                // SAFETY: `h` is on the cached list.
-                unsafe { st.cached.remove(h) };
-                st.cached_bytes -= s;
-                Some(h)
-            });
+                .expect("in the local cache");
+            return Some(local.take(i));
         }
-        let h = found?;
-        // SAFETY: taken off a cache: ours.
+        self.large.with(|st| {
+            // SAFETY: cached headers are live mappings; we hold the lock.
+            let (h, _, s) = pick(&mut unsafe { st.cached.iter() })?;
+            // SAFETY: `h` is on the cached list.
+            unsafe { st.cached.remove(h) };
+            st.cached_bytes -= s;
+            Some(h)
+        })
+    }
+
+    /// Makes a mapping taken off a cache a live block at `off`: state,
+    /// counters, and the whole usable block accessible (realloc copies all
+    /// of it) before anyone writes it.
+    fn large_revive(&self, h: *mut LargeHeader, off: usize, stats: &HeapStats) -> NonNull<u8> {
+        // SAFETY: taken off a cache by the caller: ours.
         let hd = unsafe { &*h };
         hd.user_offset.store(off, Relaxed);
         hd.state.store(STATE_LIVE, Relaxed);
@@ -691,7 +617,8 @@ impl<P: Platform> Allocator<P> {
         stats.large_live_bytes.bump_by(hd.map_size.load(Relaxed));
         let user = hd.base() + off;
         self.os.mark_block(user as *mut u8, hd.usable(), true);
-        NonNull::new(user as *mut u8)
+        // SAFETY: inside a live mapping, so non-null.
+        unsafe { NonNull::new_unchecked(user as *mut u8) }
     }
 
     /// Hands a heap's own cached mappings to the global cache (flush, exit).

@@ -49,12 +49,12 @@ fn fail(e: c_int) -> *mut c_void {
 /// `size` bytes aligned to `align` (a power of two), or NULL with errno.
 #[inline(always)]
 fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
-    match HakMem::with_heap(|h| h.alloc_raw(size, align)) {
-        Some(p) if !p.is_null() => p.cast(),
-        // Out of memory, a size beyond the address space, or an alignment
-        // the core does not serve: ENOMEM in each case.
-        _ => fail(libc::ENOMEM),
+    let p = HakMem::alloc_raw(size, align);
+    if p.is_null() {
+        // Out of memory or a size beyond the address space.
+        return fail(libc::ENOMEM);
     }
+    p.cast()
 }
 
 /// Frees `p` or, if it is not a live block of hakmem, reports the misuse
