@@ -32,7 +32,7 @@ use crate::platform::{AtomicUsizeOps, MutexOps, Os, Platform};
 use crate::pool::PoolState;
 use crate::registry::{Region, RegistryView};
 use crate::segment::{Segment, SegmentState};
-use crate::size_class::class_size;
+use crate::size_class::{class_size, stride_inverse};
 use crate::slab::{Slab, SlabState, CLASS_NONE, NO_OWNER};
 
 /// The invariants of DESIGN.md §2.
@@ -557,11 +557,17 @@ impl<P: Platform> Walk<'_, P> {
             .at_slab(slab_ptr));
         }
         let stride = class_size(class);
-        if slab.stride.load(Relaxed) as usize != stride {
-            return Err(
-                fail(Invariant::I2, "SLAB-BOUNDS", "stride is not the class size")
-                    .at_slab(slab_ptr),
-            );
+        let si = stride_inverse(stride);
+        if slab.stride.load(Relaxed) as usize != stride
+            || slab.inv.load(Relaxed) != si.inv
+            || slab.inv_shift.load(Relaxed) != si.shift
+        {
+            return Err(fail(
+                Invariant::I2,
+                "SLAB-BOUNDS",
+                "stride or its inverse is not the class size's",
+            )
+            .at_slab(slab_ptr));
         }
         if P::GEOMETRY.kind_for(stride) != seg.kind.get() {
             return Err(fail(
@@ -592,11 +598,11 @@ impl<P: Platform> Walk<'_, P> {
             );
         }
         let carved = slab.carved.get() as usize;
-        if carved > cap || slab.carved_size.load(Relaxed) != carved * stride {
+        if carved > cap || slab.carved_blocks.load(Relaxed) != carved {
             return Err(fail(
                 Invariant::I2,
                 "SLAB-BOUNDS",
-                "carved beyond capacity or carve pointer off",
+                "carved beyond capacity or the shared carve count off",
             )
             .at_slab(slab_ptr)
             .values(cap, carved));
@@ -1219,7 +1225,7 @@ impl<P: Platform> Walk<'_, P> {
                 let slab_ptr = seg.slab(i);
                 // SAFETY: slab records of a live segment.
                 let slab = unsafe { &*slab_ptr };
-                if slab.state.get() == SlabState::Free {
+                if slab.state.get() == SlabState::Free || !slab.record_consistent() {
                     continue;
                 }
                 let limit = slab.carved.get() as usize;

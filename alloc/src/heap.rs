@@ -499,7 +499,7 @@ impl<P: Platform> HeapData<P> {
                 // SAFETY: as above; we own the slab.
                 let slab = unsafe { &*slab_ptr };
                 let lo = slab.start.load(Relaxed);
-                let span = slab.carved_size.load(Relaxed);
+                let span = slab.carved.get() as usize * slab.stride.load(Relaxed) as usize;
                 let mut run_tail = b;
                 let mut n = 1u32;
                 left -= 1;

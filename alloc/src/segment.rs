@@ -255,9 +255,5 @@ impl<P: Platform> LayoutChecks<P> {
             Segment::<P>::header_end() <= P::GEOMETRY.slab_size(SlabKind::Small),
             "the segment header must fit in slab 0 of a small segment (a Sched with big atomics overlaps slab 1)"
         );
-        assert!(P::GEOMETRY.segment_shift <= crate::size_class::DIV_MAX_OFFSET_SHIFT + 8);
-        assert!(
-            P::GEOMETRY.slab_size(SlabKind::Mid) <= 1 << crate::size_class::DIV_MAX_OFFSET_SHIFT
-        );
     };
 }

@@ -123,35 +123,39 @@ pub const fn class_align(class_idx: usize) -> usize {
     }
 }
 
-/// Magic multiplier for dividing a slab offset by the class stride without
-/// a division: `offset / stride == (offset * magic) >> DIV_SHIFT` for every
-/// `offset < 2^DIV_MAX_OFFSET_SHIFT` (checked exhaustively per class in tests).
-pub const DIV_SHIFT: u32 = 41;
-pub const DIV_MAX_OFFSET_SHIFT: u32 = 21;
-
-#[inline(always)]
-pub const fn div_magic(stride: usize) -> u64 {
-    (1u64 << DIV_SHIFT).div_ceil(stride as u64)
+/// The block-start test and block index in one multiply (Granlund and
+/// Montgomery 1994; Hacker's Delight §10-17). Write `stride = d * 2^s` with
+/// `d` odd and let `inv` be the inverse of `d` modulo 2^64. For every
+/// 64-bit `off`, `rotate_right(off * inv, s)` is `off / stride` when
+/// `stride` divides `off`, and larger than `u64::MAX / stride` otherwise.
+/// So `block_quotient(off, ..) < carved` says in one compare that `off` is a
+/// block start *and* inside the carved area (an address below the slab
+/// wraps to a huge `off`, which fails too). Checked exhaustively per class
+/// over a segment's offsets and around the wrap in tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrideInverse {
+    pub inv: u64,
+    pub shift: u32,
 }
 
 #[inline(always)]
-pub const fn div_by_magic(offset: usize, magic: u64) -> usize {
-    ((offset as u64 * magic) >> DIV_SHIFT) as usize
+pub const fn stride_inverse(stride: usize) -> StrideInverse {
+    let shift = stride.trailing_zeros();
+    let d = (stride >> shift) as u64;
+    // Newton's iteration for the inverse modulo 2^64: `d` is its own
+    // inverse modulo 8 (3 bits), each step doubles the correct bits.
+    let mut x = d;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(d.wrapping_mul(x)));
+        i += 1;
+    }
+    StrideInverse { inv: x, shift }
 }
 
-/// Constant for the divisibility test `off % stride == 0` without a
-/// division (Lemire, Kaser, Kurz 2019, "Faster remainder by direct
-/// computation"): with `c = floor((2^64 - 1) / stride) + 1`,
-/// `off % stride == 0` iff `off.wrapping_mul(c) < c`, for every
-/// `off < 2^32` (checked exhaustively per class up to a segment in tests).
 #[inline(always)]
-pub const fn divisibility_constant(stride: usize) -> u64 {
-    u64::MAX / stride as u64 + 1
-}
-
-#[inline(always)]
-pub const fn is_multiple(offset: usize, c: u64) -> bool {
-    (offset as u64).wrapping_mul(c) < c
+pub const fn block_quotient(off: usize, inv: u64, shift: u32) -> u64 {
+    (off as u64).wrapping_mul(inv).rotate_right(shift)
 }
 
 const _: () = assert!(class_size(0) == 16 && class_size(7) == 128);
@@ -217,39 +221,38 @@ mod tests {
     }
 
     #[test]
-    fn divisibility_test_is_exact_for_every_offset_in_a_segment() {
+    fn stride_inverse_is_an_inverse() {
         for c in 0..CLASS_TABLE_LEN {
             let stride = class_size(c);
-            let k = divisibility_constant(stride);
-            for off in 0..(1usize << DIV_MAX_OFFSET_SHIFT) {
-                assert_eq!(
-                    is_multiple(off, k),
-                    off % stride == 0,
-                    "stride {stride} off {off}"
-                );
-            }
+            let StrideInverse { inv, shift } = stride_inverse(stride);
+            assert_eq!(
+                ((stride >> shift) as u64).wrapping_mul(inv),
+                1,
+                "stride {stride}"
+            );
         }
     }
 
     #[test]
-    fn magic_division_is_exact_for_every_offset_in_a_segment() {
+    fn block_quotient_is_exact_for_every_offset_in_a_segment() {
         for c in 0..CLASS_TABLE_LEN {
             let stride = class_size(c);
-            let magic = div_magic(stride);
-            // exhaustive over block starts and their neighbours
-            let mut off = 0;
-            while off < (1 << DIV_MAX_OFFSET_SHIFT) {
-                for d in [0, 1, stride - 1] {
-                    let o = off + d;
-                    if o < (1 << DIV_MAX_OFFSET_SHIFT) {
-                        assert_eq!(
-                            div_by_magic(o, magic),
-                            o / stride,
-                            "stride {stride} off {o}"
-                        );
-                    }
+            let StrideInverse { inv, shift } = stride_inverse(stride);
+            let limit = u64::MAX / stride as u64;
+            let check = |off: usize| {
+                let q = block_quotient(off, inv, shift);
+                if off % stride == 0 {
+                    assert_eq!(q, (off / stride) as u64, "stride {stride} off {off}");
+                } else {
+                    assert!(q > limit, "stride {stride} off {off}: q {q}");
                 }
-                off += stride;
+            };
+            for off in 0..(1usize << 21) {
+                check(off);
+            }
+            // addresses below the slab start wrap around
+            for back in 1..(1usize << 12) {
+                check(0usize.wrapping_sub(back));
             }
         }
     }

@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::
 use crate::block::{self, Block};
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
 use crate::remote::RemoteStack;
-use crate::size_class::{class_size, div_by_magic, div_magic, divisibility_constant, is_multiple};
+use crate::size_class::{block_quotient, class_size, stride_inverse};
 use crate::thread_cache::ThreadCache;
 use crate::zoo::{Bug, Zoo};
 
@@ -60,17 +60,20 @@ pub(crate) struct Slab<P: Platform> {
     // ---- line 0: read by every free; written on bind, retire and carve ----
     /// Address of block 0; 0 while free.
     pub(crate) start: AtomicUsize,
-    /// `carved * stride`: bytes of the block area carved so far.
-    pub(crate) carved_size: AtomicUsize,
-    /// `divisibility_constant(stride)`: the block-start test without a
-    /// division.
-    pub(crate) div_const: AtomicU64,
+    /// Blocks carved so far, readable by any freeing thread (`carved` is
+    /// the owner's copy).
+    pub(crate) carved_blocks: AtomicUsize,
+    /// `stride_inverse(stride).inv`: the block-start test and block index
+    /// in one multiply (see size_class.rs).
+    pub(crate) inv: AtomicU64,
     /// Id of the owning heap, or `NO_OWNER`.
     pub(crate) owner: AtomicUsizeOf<P>,
     /// Head of the local free list (owner only).
     pub(crate) free_local: Cell<*mut Block>,
     /// Block size in bytes (`class_size(class_idx)`).
     pub(crate) stride: AtomicU32,
+    /// `stride_inverse(stride).shift`.
+    pub(crate) inv_shift: AtomicU32,
     /// Length of `free_local`.
     pub(crate) free_count: Cell<u32>,
     /// Blocks handed out of this slab and not yet back on `free_local`:
@@ -105,11 +108,12 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn new() -> Self {
         Slab {
             start: AtomicUsize::new(0),
-            carved_size: AtomicUsize::new(0),
-            div_const: AtomicU64::new(0),
+            carved_blocks: AtomicUsize::new(0),
+            inv: AtomicU64::new(0),
             owner: AtomicUsizeOps::new(NO_OWNER),
             free_local: Cell::new(ptr::null_mut()),
             stride: AtomicU32::new(0),
+            inv_shift: AtomicU32::new(0),
             free_count: Cell::new(0),
             used: Cell::new(0),
             carved: Cell::new(0),
@@ -152,9 +156,11 @@ impl<P: Platform> Slab<P> {
             "a free slab has an empty remote queue"
         );
         self.stride.store(stride as u32, Relaxed);
-        self.div_const.store(divisibility_constant(stride), Relaxed);
+        let si = stride_inverse(stride);
+        self.inv.store(si.inv, Relaxed);
+        self.inv_shift.store(si.shift, Relaxed);
         self.start.store(start, Relaxed);
-        self.carved_size.store(0, Relaxed);
+        self.carved_blocks.store(0, Relaxed);
         self.capacity.set(capacity as u32);
         self.carved.set(0);
         self.used.set(0);
@@ -167,7 +173,7 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn unbind(&self) {
         self.class_idx.store(CLASS_NONE, Relaxed);
         self.start.store(0, Relaxed);
-        self.carved_size.store(0, Relaxed);
+        self.carved_blocks.store(0, Relaxed);
         self.owner.store(NO_OWNER, Relaxed);
         self.free_local.set(ptr::null_mut());
         self.free_count.set(0);
@@ -177,37 +183,53 @@ impl<P: Platform> Slab<P> {
         self.state.set(SlabState::Free);
     }
 
-    /// Whether `addr` is the start of a carved block: the free path's
-    /// validation, two loads, a multiply and two compares.
+    /// The index of the carved block that starts at `addr`, or why there
+    /// is none: the free path's validation, one multiply, one rotate and
+    /// one compare (see `stride_inverse`).
+    #[inline(always)]
+    pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
+        let off = addr.wrapping_sub(self.start.load(Relaxed));
+        let q = block_quotient(off, self.inv.load(Relaxed), self.inv_shift.load(Relaxed));
+        if q < self.carved_blocks.load(Relaxed) as u64 {
+            Ok(q as usize)
+        } else {
+            Err(self.not_a_block(off))
+        }
+    }
+
+    /// Whether the record's block-lookup fields agree with each other (the
+    /// checker's guard before it follows a slab's lists: a record that
+    /// user writes overlapped, zoo bug 4, must not send it into garbage).
+    pub(crate) fn record_consistent(&self) -> bool {
+        let c = self.class();
+        if c >= crate::size_class::CLASS_TABLE_LEN {
+            return false;
+        }
+        let stride = class_size(c);
+        let si = stride_inverse(stride);
+        self.stride.load(Relaxed) as usize == stride
+            && self.inv.load(Relaxed) == si.inv
+            && self.inv_shift.load(Relaxed) == si.shift
+            && self.start.load(Relaxed) != 0
+            && self.carved_blocks.load(Relaxed) == self.carved.get() as usize
+            && self.carved.get() <= self.capacity.get()
+    }
+
+    /// Whether `addr` is the start of a carved block.
     #[inline(always)]
     pub(crate) fn check_block(&self, addr: usize) -> Result<(), BlockLookup> {
-        let start = self.start.load(Relaxed);
-        let off = addr.wrapping_sub(start);
-        if off >= self.carved_size.load(Relaxed) {
-            return Err(BlockLookup::NotCarved);
-        }
-        if !is_multiple(off, self.div_const.load(Relaxed)) {
-            return Err(self.interior(off));
-        }
-        Ok(())
+        self.block_index(addr).map(|_| ())
     }
 
     #[cold]
-    fn interior(&self, off: usize) -> BlockLookup {
+    fn not_a_block(&self, off: usize) -> BlockLookup {
         let stride = self.stride.load(Relaxed) as usize;
+        if stride == 0 || off / stride >= self.carved_blocks.load(Relaxed) {
+            return BlockLookup::NotCarved;
+        }
         BlockLookup::Interior {
             block: self.start.load(Relaxed) + off / stride * stride,
         }
-    }
-
-    /// The block index of `addr` if it is the start of a carved block.
-    pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
-        self.check_block(addr)?;
-        let off = addr - self.start.load(Relaxed);
-        Ok(div_by_magic(
-            off,
-            div_magic(self.stride.load(Relaxed) as usize),
-        ))
     }
 
     /// True if a refill can get a block from this slab.
@@ -227,6 +249,15 @@ impl<P: Platform> Slab<P> {
     /// At the first bad node it stops, keeps the good prefix, records the
     /// node and tells the OS layer (natively: a message and an abort).
     pub(crate) fn collect(&self, zoo: Zoo, os: &P::Os) -> u32 {
+        self.collect_cut(0, zoo, os).0
+    }
+
+    /// [`collect`](Self::collect) that also returns the node ending the
+    /// first `min(n, cut)` blocks moved (null if none moved or `cut` is 0),
+    /// so a refill can hand that prefix to the cache without walking the
+    /// list a second time.
+    #[inline]
+    fn collect_cut(&self, cut: u32, zoo: Zoo, os: &P::Os) -> (u32, *mut Block) {
         let list = if zoo.on(Bug::SpliceKeepsRemote) {
             // Zoo bug 2: the splice reads the queue but does not take it,
             // so the blocks stay on the queue and join the free list.
@@ -235,14 +266,15 @@ impl<P: Platform> Slab<P> {
             self.remote.take_all()
         };
         if list.is_null() {
-            return 0;
+            return (0, ptr::null_mut());
         }
         if self.check_block(list as usize).is_err() {
             self.corrupted(list as usize, os);
-            return 0;
+            return (0, ptr::null_mut());
         }
         let mut n = 1u32;
         let mut tail = list;
+        let mut cut_node = if cut > 0 { list } else { ptr::null_mut() };
         // SAFETY: every node walked was checked to be a carved block start
         // of this slab, and the queue's links were published by the push's
         // Release CAS and made visible by the Acquire in take_all/peek. The
@@ -259,13 +291,16 @@ impl<P: Platform> Slab<P> {
                 }
                 tail = next;
                 n += 1;
+                if n <= cut {
+                    cut_node = tail;
+                }
             }
             block::set_next(tail, self.free_local.get());
         }
         self.free_local.set(list);
         self.free_count.set(self.free_count.get().wrapping_add(n));
         self.used.set(self.used.get().wrapping_sub(n));
-        n
+        (n, cut_node)
     }
 
     #[cold]
@@ -294,16 +329,27 @@ impl<P: Platform> Slab<P> {
         zoo: Zoo,
         os: &P::Os,
     ) -> u32 {
-        if self.free_local.get().is_null() {
-            self.collect(zoo, os);
-        }
+        // The free list and the cache share the link word: hand over a
+        // prefix of up to `want` blocks as it is, relinking nothing but the
+        // cut. `last` ends the prefix, `got` counts it.
         let mut got = 0u32;
-        let head = self.free_local.get();
-        if !head.is_null() {
-            // The free list and the cache share the link word: hand over a
-            // prefix of up to `want` blocks as it is, relinking nothing but
-            // the cut.
-            let mut last = head;
+        let mut last = ptr::null_mut();
+        if self.free_local.get().is_null() {
+            // The collect walk (which validates every node anyway) marks
+            // where the prefix ends: no second walk over blocks that the
+            // freeing threads' cores wrote last.
+            let (n, cut_node) = self.collect_cut(want, zoo, os);
+            if n > 0 {
+                got = n.min(want);
+                last = cut_node;
+            }
+        } else if cache.head.is_null() && self.free_count.get() <= want {
+            // The whole list fits and its last link is already null, the
+            // empty cache's head: take it without walking it.
+            got = self.free_count.get();
+        } else {
+            let head = self.free_local.get();
+            last = head;
             got = 1;
             // SAFETY: nodes of our free list are free blocks of this
             // committed slab (I1/I2); the walk stops at `want` or the end.
@@ -314,8 +360,20 @@ impl<P: Platform> Slab<P> {
                 next = unsafe { block::next(last) };
                 got += 1;
             }
-            // SAFETY: `last` is ours; the cache's old list goes after it.
-            unsafe { block::set_next(last, cache.head) };
+        }
+        if got > 0 {
+            let head = self.free_local.get();
+            let next = if last.is_null() {
+                // the whole list, taken into an empty cache
+                ptr::null_mut()
+            } else {
+                // SAFETY: `last` is a node of our free list (ours); the
+                // cache's old list goes after it.
+                let next = unsafe { block::next(last) };
+                // SAFETY: as above.
+                unsafe { block::set_next(last, cache.head) };
+                next
+            };
             cache.head = head;
             cache.room -= got as i32;
             self.free_local.set(next);
@@ -327,7 +385,7 @@ impl<P: Platform> Slab<P> {
             let n = (want - got).min(self.capacity.get() - carved);
             let stride = self.stride.load(Relaxed) as usize;
             let start = self.start.load(Relaxed);
-            let mut addr = start + self.carved_size.load(Relaxed);
+            let mut addr = start + carved as usize * stride;
             for _ in 0..n {
                 let blk = addr as *mut Block;
                 os.mark_block(blk.cast(), stride, false);
@@ -340,7 +398,7 @@ impl<P: Platform> Slab<P> {
                 addr += stride;
             }
             self.carved.set(carved + n);
-            self.carved_size.store(addr - start, Relaxed);
+            self.carved_blocks.store((carved + n) as usize, Relaxed);
             got += n;
         }
         // Zoo bug 5: blocks spliced from the free list are not counted.
