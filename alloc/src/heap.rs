@@ -402,7 +402,7 @@ impl<P: Platform> HeapData<P> {
             .mark_block(b.cast(), class_size(class), false);
         if slab.owner.load(Relaxed) == self.id {
             // SAFETY: the slab's class is below the class count.
-            let cache = unsafe { self.caches.get_unchecked_mut(class) };
+            let cache = unsafe { &mut *self.caches.as_mut_ptr().add(class) };
             // SAFETY: the block was live and is ours to link.
             unsafe {
                 if CHECKED {
@@ -414,11 +414,11 @@ impl<P: Platform> HeapData<P> {
             cache.head = b;
             cache.room -= 1;
             if cache.room < 0 {
-                self.after_free_slow(class);
+                self.after_free_slow(slab);
             } else {
                 self.free_countdown -= 1;
                 if self.free_countdown == 0 {
-                    self.after_free_slow(class);
+                    self.after_free_slow(slab);
                 }
             }
         } else {
@@ -456,7 +456,10 @@ impl<P: Platform> HeapData<P> {
 
     #[cold]
     #[inline(never)]
-    fn after_free_slow(&mut self, class: usize) {
+    fn after_free_slow(&mut self, slab: &Slab<P>) {
+        // The class is read again here rather than kept live across the
+        // fast path (one register and two moves fewer there).
+        let class = slab.class();
         if self.caches[class].is_over() {
             let keep = self.caches[class].cap / 2;
             self.drain_class(class, keep);
