@@ -455,32 +455,46 @@ impl<P: Platform> Allocator<P> {
             self.large_free(Some((local, stats)), addr, region).ok()?;
             return Some(q);
         }
+        // SAFETY: the block is its caller's alone and `base`/`old` are
+        // exactly its mapping.
+        let hp = unsafe { self.large_remap(base, old, need)? };
+        stats.large_live_bytes.bump_by(need - old);
+        NonNull::new((hp as usize + off) as *mut u8)
+    }
+
+    /// Grows the large mapping at `base` (`old` bytes, header at its start)
+    /// to `need` bytes with `Os::remap`, keeping its pages: the registry
+    /// mark and the header follow the move, the books count the growth.
+    /// Returns the (possibly moved) header, or `None` with nothing changed
+    /// if the OS layer cannot remap.
+    ///
+    /// # Safety
+    /// The mapping is the caller's alone (a live block of its own or a
+    /// mapping it took off a cache), so nobody looks it up meanwhile.
+    unsafe fn large_remap(&self, base: usize, old: usize, need: usize) -> Option<*mut LargeHeader> {
+        let old_ptr = NonNull::new(base as *mut u8)?;
         let shift = P::GEOMETRY.segment_shift;
-        // The block is its caller's alone, so nobody looks it up meanwhile;
-        // clearing the old mark first means a mapping another thread makes
+        // Clearing the old mark first means a mapping another thread makes
         // at the old address after the move cannot lose its mark to us.
         self.registry_view().mark(base, shift, Region::None);
-        // SAFETY: `base`/`old` are exactly this block's mapping; on success
-        // its header moved with its pages and the old range is gone.
+        // SAFETY: `base`/`old` are exactly this mapping (the caller's
+        // contract); on success its header moved with its pages and the old
+        // range is gone.
         match unsafe {
-            self.os.remap(
-                NonNull::new(base as *mut u8)?,
-                old,
-                need,
-                P::GEOMETRY.segment_size(),
-            )
+            self.os
+                .remap(old_ptr, old, need, P::GEOMETRY.segment_size())
         } {
             Ok(nb) => {
                 let nb = nb.as_ptr() as usize;
+                let hp = nb as *mut LargeHeader;
                 // SAFETY: the header is at the start of the (moved) mapping.
-                let h = unsafe { &*(nb as *const LargeHeader) };
-                h.map_size.store(need, Relaxed);
-                h.map_base.store(nb, Relaxed);
+                let hd = unsafe { &*hp };
+                hd.map_size.store(need, Relaxed);
+                hd.map_base.store(nb, Relaxed);
                 self.registry_view().mark(nb, shift, Region::Large);
                 self.stats.mapped_bytes.add(need - old);
                 self.stats.committed_bytes.add(need - old);
-                stats.large_live_bytes.bump_by(need - old);
-                NonNull::new((nb + off) as *mut u8)
+                Some(hp)
             }
             Err(_) => {
                 self.registry_view().mark(base, shift, Region::Large);
@@ -518,33 +532,11 @@ impl<P: Platform> Allocator<P> {
         if old >= need {
             return Some(self.large_revive(h, off, stats));
         }
-        let shift = P::GEOMETRY.segment_shift;
-        // Ours alone: clear the mark first (see `large_grow`).
-        self.registry_view().mark(base, shift, Region::None);
-        // SAFETY: `base`/`old` are exactly this cached mapping; on success
-        // its header moved with its pages and the old range is gone.
-        match unsafe {
-            self.os.remap(
-                NonNull::new(base as *mut u8)?,
-                old,
-                need,
-                P::GEOMETRY.segment_size(),
-            )
-        } {
-            Ok(nb) => {
-                let nb = nb.as_ptr() as usize;
-                let hp = nb as *mut LargeHeader;
-                // SAFETY: the header is at the start of the (moved) mapping.
-                let hd = unsafe { &*hp };
-                hd.map_size.store(need, Relaxed);
-                hd.map_base.store(nb, Relaxed);
-                self.registry_view().mark(nb, shift, Region::Large);
-                self.stats.mapped_bytes.add(need - old);
-                self.stats.committed_bytes.add(need - old);
-                Some(self.large_revive(hp, off, stats))
-            }
-            Err(_) => {
-                self.registry_view().mark(base, shift, Region::Large);
+        // SAFETY: taken off a cache, the mapping is ours alone; `base`/`old`
+        // are exactly it.
+        match unsafe { self.large_remap(base, old, need) } {
+            Some(hp) => Some(self.large_revive(hp, off, stats)),
+            None => {
                 self.large_to_global(h);
                 None
             }
