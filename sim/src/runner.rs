@@ -278,9 +278,16 @@ fn run_on<P: Platform<Os = SimOs>>(trace: &Trace, cfg: &RunConfig) -> Result<Run
 
 /// Rewrites arena addresses in a failure's text as `@+offset`, so the same
 /// failure prints the same way every run.
-fn relative(mut f: Failure, (base, size): (usize, usize)) -> Failure {
-    let mut out = String::with_capacity(f.detail.len());
-    let mut rest = f.detail.as_str();
+fn relative(mut f: Failure, arena: (usize, usize)) -> Failure {
+    f.detail = relative_addresses(&f.detail, arena);
+    f
+}
+
+/// `text` with every `0x…` address inside the arena `(base, size)` written
+/// as `@+offset`; other numbers stay as they are.
+pub(crate) fn relative_addresses(text: &str, (base, size): (usize, usize)) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
     while let Some(i) = rest.find("0x") {
         out.push_str(&rest[..i]);
         let hex: String = rest[i + 2..]
@@ -297,8 +304,7 @@ fn relative(mut f: Failure, (base, size): (usize, usize)) -> Failure {
         rest = &rest[i + 2 + hex.len()..];
     }
     out.push_str(rest);
-    f.detail = out;
-    f
+    out
 }
 
 struct Runner<'a, P: Platform<Os = SimOs>> {

@@ -408,22 +408,7 @@ pub fn fail(id: &str, detail: String) -> ! {
 }
 
 fn fail_violation(w: &World, v: Violation) -> ! {
-    let text = v.to_string();
     // Addresses become arena offsets, so the message replays identically.
-    let mut out = String::new();
-    let mut rest = text.as_str();
-    while let Some(i) = rest.find("0x") {
-        out.push_str(&rest[..i]);
-        let hex: String = rest[i + 2..]
-            .chars()
-            .take_while(|c| c.is_ascii_hexdigit())
-            .collect();
-        match usize::from_str_radix(&hex, 16) {
-            Ok(v) => out.push_str(&w.rel(v)),
-            Err(_) => out.push_str("0x"),
-        }
-        rest = &rest[i + 2 + hex.len()..];
-    }
-    out.push_str(rest);
+    let out = crate::runner::relative_addresses(&v.to_string(), w.arena);
     fail(&format!("{} {}", v.invariant, v.clause), out)
 }
