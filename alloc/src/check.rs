@@ -398,13 +398,24 @@ impl<P: Platform> Walk<'_, P> {
             let seg = unsafe { &*seg_ptr };
             self.report.segments += 1;
             let base = seg.base();
-            if self.reg.lookup(base, Self::seg_shift()) != Region::Segment {
-                return Err(fail(
-                    Invariant::I6,
-                    "REG-MARK",
-                    "segment not marked in the registry",
-                )
-                .at_block(base));
+            match self.reg.segment_kind(base, Self::seg_shift()) {
+                None => {
+                    return Err(fail(
+                        Invariant::I6,
+                        "REG-MARK",
+                        "segment not marked in the registry",
+                    )
+                    .at_block(base));
+                }
+                Some(k) if k != seg.kind.get() => {
+                    return Err(fail(
+                        Invariant::I6,
+                        "REG-MARK",
+                        "the registry names another kind than the segment's",
+                    )
+                    .at_block(base));
+                }
+                Some(_) => {}
             }
             if self.a.os.is_mapped(base, P::GEOMETRY.segment_size()) == Some(false) {
                 return Err(fail(

@@ -116,6 +116,11 @@ impl<P: Platform> PoolState<P> {
             if seg.kind.get() != kind {
                 self.unqueue_segment(seg);
                 seg.set_kind(kind);
+                // The segment is empty: only a misuse free can read the
+                // byte now, and either kind leads it to a free slab record,
+                // which its block check rejects.
+                a.registry_view()
+                    .mark_segment(seg.base(), P::GEOMETRY.segment_shift, kind);
                 self.queue_committed_free_slabs(a, seg);
             }
             // SAFETY: the segment was just taken off the LRU.
@@ -167,11 +172,8 @@ impl<P: Platform> PoolState<P> {
         let base = a.os_map(size, size)?;
         // SAFETY: a fresh, committed, segment-aligned mapping of one segment.
         let seg_ptr = unsafe { Segment::<P>::init(base.as_ptr() as usize, kind) };
-        a.registry_view().mark(
-            base.as_ptr() as usize,
-            P::GEOMETRY.segment_shift,
-            Region::Segment,
-        );
+        a.registry_view()
+            .mark_segment(base.as_ptr() as usize, P::GEOMETRY.segment_shift, kind);
         // SAFETY: the new segment is on no list.
         unsafe {
             self.all.push_front(seg_ptr);

@@ -3,19 +3,32 @@
 //!
 //! One byte per segment-sized granule of the OS layer's address range,
 //! in a table mapped (lazily backed by the OS) at first use. A segment
-//! marks its granule `SEGMENT`; a large mapping marks its first granule
+//! marks its granule with its kind (`SEG_SMALL` or `SEG_MID`: the free path
+//! takes the slab shift from this byte behind a predicted branch, instead
+//! of from a load of the segment header that the slab address would depend
+//! on); a large mapping marks its first granule
 //! `LARGE` (its header is there), or, when its block is aligned beyond half
 //! a segment, the block's own granule `LARGE_ALIGNED` (header just below). Natively the range is the 47-bit user
 //! space: 2^26 granules of 2 MiB, a 64 MiB table of which only the pages
 //! covering addresses in use are ever touched.
 //!
 //! I6 REG-MARK  a granule is marked iff a live segment or large mapping
-//!              starts there, or an over-aligned large block does (checked
-//!              in check.rs)
+//!              starts there, or an over-aligned large block does; a
+//!              segment's byte names its current kind (checked in check.rs)
 
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
+use crate::geometry::SlabKind;
 use crate::platform::{Os, OsError};
+
+/// The raw byte of a granule where a segment of small slabs starts.
+pub(crate) const SEG_SMALL: u8 = 1;
+/// ... a large mapping (`Region::Large`).
+const BYTE_LARGE: u8 = 2;
+/// ... an over-aligned large block (`Region::LargeAligned`).
+const BYTE_LARGE_ALIGNED: u8 = 3;
+/// ... a segment of mid slabs.
+pub(crate) const SEG_MID: u8 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -111,28 +124,64 @@ impl RegistryView {
     /// between threads orders the mark before any free of it.
     #[inline(always)]
     pub(crate) fn lookup(&self, addr: usize, segment_shift: u32) -> Region {
-        let g = addr.wrapping_sub(self.range_start) >> segment_shift;
-        if g >= self.granules {
-            return Region::None;
-        }
-        // SAFETY: `g < granules` and the table has one byte per granule.
-        match unsafe { (*self.table.add(g)).load(Ordering::Relaxed) } {
-            1 => Region::Segment,
-            2 => Region::Large,
-            3 => Region::LargeAligned,
+        match self.byte(addr, segment_shift) {
+            SEG_SMALL | SEG_MID => Region::Segment,
+            BYTE_LARGE => Region::Large,
+            BYTE_LARGE_ALIGNED => Region::LargeAligned,
             _ => Region::None,
         }
     }
 
+    /// The raw byte of the granule holding `addr` (0 outside the range):
+    /// what the free fast path branches on.
+    #[inline(always)]
+    pub(crate) fn byte(&self, addr: usize, segment_shift: u32) -> u8 {
+        let g = addr.wrapping_sub(self.range_start) >> segment_shift;
+        if g >= self.granules {
+            return 0;
+        }
+        // SAFETY: `g < granules` and the table has one byte per granule.
+        unsafe { (*self.table.add(g)).load(Ordering::Relaxed) }
+    }
+
+    /// The kind of the segment starting in `addr`'s granule, if one does.
+    pub(crate) fn segment_kind(&self, addr: usize, segment_shift: u32) -> Option<SlabKind> {
+        match self.byte(addr, segment_shift) {
+            SEG_SMALL => Some(SlabKind::Small),
+            SEG_MID => Some(SlabKind::Mid),
+            _ => None,
+        }
+    }
+
+    /// Marks the granule of a segment at `base` with its kind.
+    pub(crate) fn mark_segment(&self, base: usize, segment_shift: u32, kind: SlabKind) {
+        let byte = match kind {
+            SlabKind::Small => SEG_SMALL,
+            SlabKind::Mid => SEG_MID,
+        };
+        self.mark_byte(base, segment_shift, byte);
+    }
+
     /// Marks (or clears, with `Region::None`) the granule of `base`.
+    /// Segments are marked with `mark_segment`, which knows their kind.
     pub(crate) fn mark(&self, base: usize, segment_shift: u32, region: Region) {
+        let byte = match region {
+            Region::None => 0,
+            Region::Segment => panic!("a segment is marked with mark_segment"),
+            Region::Large => BYTE_LARGE,
+            Region::LargeAligned => BYTE_LARGE_ALIGNED,
+        };
+        self.mark_byte(base, segment_shift, byte);
+    }
+
+    fn mark_byte(&self, base: usize, segment_shift: u32, byte: u8) {
         let g = base.wrapping_sub(self.range_start) >> segment_shift;
         assert!(
             g < self.granules,
             "mapping outside the OS layer's address range"
         );
         // SAFETY: bounds checked above.
-        unsafe { (*self.table.add(g)).store(region as u8, Ordering::Relaxed) };
+        unsafe { (*self.table.add(g)).store(byte, Ordering::Relaxed) };
     }
 
     /// Number of marked granules (scans the table: checker use, small

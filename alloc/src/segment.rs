@@ -119,8 +119,18 @@ impl<P: Platform> Segment<P> {
     /// The slab covering `addr`, which lies in this segment.
     #[inline(always)]
     pub(crate) fn slab_of(&self, addr: usize) -> *mut Slab<P> {
-        let idx = (addr - self.base()) >> self.slab_shift.load(Relaxed);
-        self.slab(idx)
+        Self::slab_at(addr, self.slab_shift.load(Relaxed) as u32)
+    }
+
+    /// The slab record covering `addr` in the segment holding it, for a
+    /// slab shift known without reading the header (from the registry's
+    /// kind byte): no load on the way to the record's address.
+    #[inline(always)]
+    pub(crate) fn slab_at(addr: usize, slab_shift: u32) -> *mut Slab<P> {
+        let mask = P::GEOMETRY.segment_mask();
+        let base = addr & !mask;
+        let idx = (addr & mask) >> slab_shift;
+        (base + Self::SLABS_OFFSET + idx * size_of::<Slab<P>>()) as *mut Slab<P>
     }
 
     #[inline]

@@ -436,3 +436,54 @@ pub(crate) mod counting {
         allocations() - before
     }
 }
+
+#[test]
+fn registry_kind_byte_sends_frees_to_the_right_slab_and_is_checked() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let small = h.alloc(32, 16).unwrap();
+    let mid = h.alloc(1000, 16).unwrap();
+    let shift = Geometry::TINY.segment_shift;
+    let reg = a.registry_view();
+    let seg_of = |p: NonNull<u8>| p.as_ptr() as usize & !Geometry::TINY.segment_mask();
+    assert_eq!(
+        reg.segment_kind(seg_of(small), shift),
+        Some(crate::geometry::SlabKind::Small)
+    );
+    assert_eq!(
+        reg.segment_kind(seg_of(mid), shift),
+        Some(crate::geometry::SlabKind::Mid)
+    );
+    check(&a, &[small, mid]);
+    // A byte naming the wrong kind is an I6 violation.
+    reg.mark_segment(seg_of(mid), shift, crate::geometry::SlabKind::Small);
+    // SAFETY: single-threaded.
+    let v = unsafe { a.check_live([small.as_ptr() as usize, mid.as_ptr() as usize]) }.unwrap_err();
+    assert_eq!((v.invariant, v.clause), (Invariant::I6, "REG-MARK"), "{v}");
+    reg.mark_segment(seg_of(mid), shift, crate::geometry::SlabKind::Mid);
+    h.free(small).unwrap();
+    h.free(mid).unwrap();
+    check(&a, &[]);
+    drop(h);
+    // A segment emptied and reused for the other kind is re-marked: fill
+    // whole segments with one kind, free them all, then take the other.
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let n = 3 * Geometry::TINY.segment_size() / 256;
+    let smalls: Vec<_> = (0..n).map(|_| h.alloc(256, 16).unwrap()).collect();
+    let small_segs: std::collections::HashSet<usize> = smalls.iter().map(|&p| seg_of(p)).collect();
+    for p in smalls {
+        h.free(p).unwrap();
+    }
+    h.flush();
+    let mids: Vec<_> = (0..n / 3).map(|_| h.alloc(1024, 16).unwrap()).collect();
+    assert!(
+        mids.iter().any(|&p| small_segs.contains(&seg_of(p))),
+        "no segment changed kind"
+    );
+    check(&a, &mids);
+    for p in mids {
+        h.free(p).unwrap();
+    }
+    check(&a, &[]);
+}
