@@ -246,6 +246,29 @@ pub fn free_here(p: NonNull<u8>) -> Result<(), FreeError> {
     }
 }
 
+/// Frees `p` from this thread or, if it is not a live block of hakmem,
+/// reports the misuse as found by `op` and aborts. The fast path returns
+/// no `Result`: every refusal (no heap yet, a large block, a misuse) goes
+/// to one cold call that settles it, so the error never costs the common
+/// case a stack slot.
+#[inline(always)]
+pub fn free_or_abort(p: NonNull<u8>, op: &str) {
+    if let Some(h) = current_heap() {
+        if h.free_fast(p) {
+            return;
+        }
+    }
+    free_or_abort_cold(p, op)
+}
+
+#[cold]
+#[inline(never)]
+fn free_or_abort_cold(p: NonNull<u8>, op: &str) {
+    if let Err(e) = free_here(p) {
+        misuse(op, e);
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn free_slow(p: NonNull<u8>) -> Result<(), FreeError> {
@@ -429,6 +452,14 @@ impl HakMem {
         GLOBAL.trim();
     }
 
+    /// Frees a block from the calling thread; a pointer that is not a live
+    /// block is reported as found by `op` (`free`, `realloc`, ...) and the
+    /// process aborts.
+    #[inline(always)]
+    pub fn free_or_abort(p: NonNull<u8>, op: &str) {
+        free_or_abort(p, op)
+    }
+
     /// Reports a misuse found by `op` (`free`, `realloc`, ...) on stderr as
     /// `hakmem: <op>(): <what> 0x<ptr>` and aborts. Never allocates.
     #[cold]
@@ -462,9 +493,7 @@ unsafe impl GlobalAlloc for HakMem {
     #[inline(always)]
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
         let Some(p) = NonNull::new(p) else { return };
-        if let Err(e) = free_here(p) {
-            misuse("free", e);
-        }
+        free_or_abort(p, "free");
     }
 
     #[inline]

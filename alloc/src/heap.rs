@@ -376,37 +376,51 @@ impl<P: Platform> HeapData<P> {
     // free
 
     /// Frees a block, or says why it cannot (nothing changes then).
+    #[inline(always)]
+    pub fn free(&mut self, p: NonNull<u8>) -> Result<(), FreeError> {
+        if self.free_fast(p) {
+            Ok(())
+        } else {
+            self.free_cold(p.as_ptr() as usize)
+        }
+    }
+
+    /// The fast path of [`free`](Self::free): frees `p` and returns true
+    /// when it is a live block of a small or mid segment; returns false,
+    /// having changed nothing, for anything else (a large block, a foreign
+    /// pointer, a block that fails a check), which [`free`](Self::free)
+    /// then settles off the fast path.
     ///
     /// The registry byte of the block's granule names the segment kind, so
     /// each arm computes the slab record's address from `addr` and a
     /// constant shift: the branch is predicted, and no load stands between
-    /// the pointer and its slab record.
+    /// the pointer and its slab record. Returning a bool rather than a
+    /// 24-byte `Result` keeps the error's construction (and its stack
+    /// slot) out of a caller such as the C ABI's `free`.
     #[inline(always)]
-    pub fn free(&mut self, p: NonNull<u8>) -> Result<(), FreeError> {
+    pub fn free_fast(&mut self, p: NonNull<u8>) -> bool {
         let addr = p.as_ptr() as usize;
         match self.registry.byte(addr, P::GEOMETRY.segment_shift) {
             SEG_SMALL => self.free_in_segment(addr, P::GEOMETRY.small_slab_shift),
             SEG_MID => self.free_in_segment(addr, P::GEOMETRY.mid_slab_shift),
-            _ => self.free_other(addr),
+            _ => false,
         }
     }
 
-    /// [`free`](Self::free) of `addr` in a live segment whose slabs are
-    /// `1 << slab_shift` bytes.
+    /// [`free_fast`](Self::free_fast) of `addr` in a live segment whose
+    /// slabs are `1 << slab_shift` bytes.
     #[inline(always)]
-    fn free_in_segment(&mut self, addr: usize, slab_shift: u32) -> Result<(), FreeError> {
+    fn free_in_segment(&mut self, addr: usize, slab_shift: u32) -> bool {
         // SAFETY: the registry says a live segment of this kind starts at
         // the granule, and the slab table of a live segment is initialised.
         let slab = unsafe { &*Segment::<P>::slab_at(addr, slab_shift) };
-        if CHECKED {
-            if let Err(e) = slab.check_block(addr) {
-                return Err(lookup_error(e, addr));
-            }
+        if CHECKED && slab.check_block(addr).is_err() {
+            return false;
         }
         let b = addr as *mut Block;
         // SAFETY: a carved block start of an in-use slab: readable.
         if CHECKED && unsafe { block::read_tag(b) } == block::tag(addr, self.key) {
-            return Err(FreeError::DoubleFree { ptr: addr });
+            return false;
         }
         let class = slab.class();
         self.allocator()
@@ -436,18 +450,29 @@ impl<P: Platform> HeapData<P> {
         } else {
             self.free_remote(slab, b);
         }
-        Ok(())
+        true
     }
 
+    /// What [`free_fast`](Self::free_fast) declined: a large block is
+    /// freed; anything else gets its typed error. The checks are pure
+    /// reads, so running them again here finds what the fast path found.
     #[cold]
     #[inline(never)]
-    fn free_other(&mut self, addr: usize) -> Result<(), FreeError> {
+    fn free_cold(&mut self, addr: usize) -> Result<(), FreeError> {
         match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
+            Region::Segment => {
+                // SAFETY: the registry marks a live segment there.
+                let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
+                block_error(slab, addr, self.key)?;
+                // Every check passes now, so the fast path's refusal was
+                // not a check's: a broken invariant, not a user error.
+                panic!("hakmem: free({addr:#x}) refused by the fast path but passes every check");
+            }
             r @ (Region::Large | Region::LargeAligned) => {
                 self.allocator()
                     .large_free(Some((&mut self.large, &self.stats)), addr, r)
             }
-            _ => Err(FreeError::NotOwned { ptr: addr }),
+            Region::None => Err(FreeError::NotOwned { ptr: addr }),
         }
     }
 
@@ -655,13 +680,7 @@ impl<P: Platform> HeapData<P> {
             Region::Segment => {
                 // SAFETY: as in `free`.
                 let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
-                slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
-                if CHECKED
-                    // SAFETY: a carved block start.
-                    && unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, self.key)
-                {
-                    return Err(FreeError::DoubleFree { ptr: addr });
-                }
+                block_error(slab, addr, self.key)?;
                 Ok(slab.stride.load(Relaxed) as usize)
             }
             r @ (Region::Large | Region::LargeAligned) => {
@@ -751,6 +770,18 @@ impl<P: Platform> HeapData<P> {
     }
 }
 
+/// The checks a free (or `usable_size`) of `addr` in `slab` makes before
+/// it touches anything: a carved block start (I5), not already free (its
+/// tag, when checked).
+fn block_error<P: Platform>(slab: &Slab<P>, addr: usize, key: usize) -> Result<(), FreeError> {
+    slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
+    // SAFETY: a carved block start of an in-use slab: readable.
+    if CHECKED && unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, key) {
+        return Err(FreeError::DoubleFree { ptr: addr });
+    }
+    Ok(())
+}
+
 #[inline]
 fn lookup_error(e: BlockLookup, addr: usize) -> FreeError {
     match e {
@@ -806,12 +837,8 @@ pub(crate) fn free_without_heap<P: Platform>(
         Region::Segment => {
             // SAFETY: the registry marks a live segment there.
             let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
-            slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
+            block_error(slab, addr, key)?;
             let b = addr as *mut Block;
-            // SAFETY: a carved block start of an in-use slab.
-            if CHECKED && unsafe { block::read_tag(b) } == block::tag(addr, key) {
-                return Err(FreeError::DoubleFree { ptr: addr });
-            }
             a.os.mark_block(b.cast(), class_size(slab.class()), false);
             // SAFETY: the block was live; REMOTE-LIVE holds for it.
             unsafe {

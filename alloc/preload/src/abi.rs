@@ -61,9 +61,7 @@ fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
 /// as one found by `op` and aborts.
 #[inline(always)]
 fn free_or_abort(p: NonNull<u8>, op: &str) {
-    if let Err(e) = HakMem::free(p) {
-        HakMem::misuse(op, e);
-    }
+    HakMem::free_or_abort(p, op)
 }
 
 /// C `malloc`.
