@@ -316,7 +316,8 @@ impl<P: Platform> Slab<P> {
 
     /// Refill: moves up to `want` blocks into `cache` (local free list
     /// first, then the collected remote queue, then bump carving) and
-    /// counts them as used. Returns how many moved.
+    /// counts them as used; a local free list that fits the empty cache
+    /// whole moves whole, even beyond `want`. Returns how many moved.
     ///
     /// # Safety
     /// The caller owns the slab and `cache` is its class's cache; the slab's
@@ -343,9 +344,11 @@ impl<P: Platform> Slab<P> {
                 got = n.min(want);
                 last = cut_node;
             }
-        } else if cache.head.is_null() && self.free_count.get() <= want {
-            // The whole list fits and its last link is already null, the
-            // empty cache's head: take it without walking it.
+        } else if cache.head.is_null() && self.free_count.get() as i32 <= cache.room {
+            // The whole list fits in the empty cache (even if it is more
+            // than `want`) and its last link is already null, the empty
+            // cache's head: take it without walking it. A walk here is a
+            // chain of dependent misses over blocks freed long ago.
             got = self.free_count.get();
         } else {
             let head = self.free_local.get();
