@@ -26,7 +26,7 @@ use crate::error::{AllocError, FreeError, ReallocError};
 use crate::heap::HeapData;
 use crate::large::LargeState;
 use crate::native::{FutexMutex, Native, NativeOs};
-use crate::platform::MutexOps;
+use crate::platform::{MutexOps, Platform};
 use crate::pool::PoolState;
 use crate::registry::Registry;
 use crate::segment::LayoutChecks;
@@ -254,7 +254,13 @@ pub fn free_here(p: NonNull<u8>) -> Result<(), FreeError> {
 #[inline(always)]
 pub fn free_or_abort(p: NonNull<u8>, op: &str) {
     if let Some(h) = current_heap() {
-        if h.free_fast(p) {
+        // The registry byte from the static allocator's table, not through
+        // the heap: its load does not wait for the thread-local chain
+        // (GOT, %fs, heap) that finding the heap is.
+        let byte = GLOBAL
+            .registry
+            .byte_after_init::<NativeOs>(p.as_ptr() as usize, Native::GEOMETRY.segment_shift);
+        if h.free_fast_byte(p, byte) {
             return;
         }
     }

@@ -399,8 +399,20 @@ impl<P: Platform> HeapData<P> {
     /// slot) out of a caller such as the C ABI's `free`.
     #[inline(always)]
     pub fn free_fast(&mut self, p: NonNull<u8>) -> bool {
+        let shift = P::GEOMETRY.segment_shift;
+        let byte = self
+            .registry
+            .with_fixed_bounds::<P::Os>(shift)
+            .byte(p.as_ptr() as usize, shift);
+        self.free_fast_byte(p, byte)
+    }
+
+    /// [`free_fast`](Self::free_fast) given the registry byte of `p`'s
+    /// granule (read by a caller that can reach the registry sooner).
+    #[inline(always)]
+    pub(crate) fn free_fast_byte(&mut self, p: NonNull<u8>, byte: u8) -> bool {
         let addr = p.as_ptr() as usize;
-        match self.registry.byte(addr, P::GEOMETRY.segment_shift) {
+        match byte {
             SEG_SMALL => self.free_in_segment(addr, P::GEOMETRY.small_slab_shift),
             SEG_MID => self.free_in_segment(addr, P::GEOMETRY.mid_slab_shift),
             _ => false,

@@ -102,6 +102,8 @@ unsafe impl Os for NativeOs {
         (0, USER_ADDRESS_END)
     }
 
+    const FIXED_RANGE: Option<(usize, usize)> = Some((0, USER_ADDRESS_END));
+
     fn map(&self, size: usize, align: usize) -> Result<NonNull<u8>, OsError> {
         debug_assert!(size % PAGE_SIZE == 0 && align.is_power_of_two());
         if align <= PAGE_SIZE {

@@ -71,6 +71,11 @@ pub unsafe trait Os: Send + Sync {
     /// the ownership registry covers exactly this range.
     fn address_range(&self) -> (usize, usize);
 
+    /// [`address_range`](Self::address_range) when it is the same for
+    /// every instance and known at compile time: the free path then tests
+    /// a pointer against constants instead of loading the bounds.
+    const FIXED_RANGE: Option<(usize, usize)> = None;
+
     /// Maps `size` bytes (a multiple of `page_size`) aligned to `align`
     /// (a power of two, at least `page_size`), committed and zeroed.
     fn map(&self, size: usize, align: usize) -> Result<NonNull<u8>, OsError>;

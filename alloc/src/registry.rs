@@ -67,8 +67,15 @@ impl Registry {
     }
 
     /// Maps the table. Called once, under the allocator's init lock.
-    pub(crate) fn init(&self, os: &impl Os, segment_shift: u32) -> Result<(), OsError> {
+    pub(crate) fn init<O: Os>(&self, os: &O, segment_shift: u32) -> Result<(), OsError> {
         let (start, end) = os.address_range();
+        if let Some(fixed) = O::FIXED_RANGE {
+            assert_eq!(
+                fixed,
+                (start, end),
+                "an OS layer's fixed range is its range"
+            );
+        }
         let size = Self::table_size(os, segment_shift);
         let table = os.map(size, os.page_size())?;
         self.range_start.store(start, Ordering::Relaxed);
@@ -93,6 +100,29 @@ impl Registry {
             range_start: self.range_start.load(Ordering::Relaxed),
             granules: self.granules.load(Ordering::Relaxed),
         })
+    }
+
+    /// [`RegistryView::byte`] straight from the shared table, for an OS
+    /// layer with a [`FIXED_RANGE`](Os::FIXED_RANGE) (else through
+    /// [`view`](Self::view)), by a thread that has seen `init` complete
+    /// (it has a heap of this allocator): no bounds to load, and no
+    /// per-thread state to reach first, so the load can start before the
+    /// thread's heap pointer is known.
+    #[inline(always)]
+    pub(crate) fn byte_after_init<O: Os>(&self, addr: usize, segment_shift: u32) -> u8 {
+        if O::FIXED_RANGE.is_none() {
+            return self.view().map_or(0, |v| v.byte(addr, segment_shift));
+        }
+        // Relaxed: the caller's own earlier Acquire (through which it got
+        // its heap) ordered the Release store of the table before this.
+        let table = self.table.load(Ordering::Relaxed);
+        RegistryView {
+            table,
+            range_start: 0,
+            granules: 0,
+        }
+        .with_fixed_bounds::<O>(segment_shift)
+        .byte(addr, segment_shift)
     }
 
     /// The table mapping, for teardown and the books.
@@ -129,6 +159,27 @@ impl RegistryView {
             BYTE_LARGE => Region::Large,
             BYTE_LARGE_ALIGNED => Region::LargeAligned,
             _ => Region::None,
+        }
+    }
+
+    /// This view with its bounds replaced by the OS layer's
+    /// [`FIXED_RANGE`](Os::FIXED_RANGE), if it has one: the same values
+    /// (`init` asserts it) known at compile time, so [`byte`](Self::byte)
+    /// compares with constants instead of loading the bounds. Only for a
+    /// view of an initialised registry (a heap's, or the table read after
+    /// init): the table must not be null.
+    #[inline(always)]
+    pub(crate) fn with_fixed_bounds<O: Os>(self, segment_shift: u32) -> RegistryView {
+        match O::FIXED_RANGE {
+            Some((start, end)) => {
+                debug_assert!(!self.table.is_null(), "registry read before init");
+                RegistryView {
+                    table: self.table,
+                    range_start: start,
+                    granules: (end - start) >> segment_shift,
+                }
+            }
+            None => self,
         }
     }
 

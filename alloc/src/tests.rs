@@ -487,3 +487,60 @@ fn registry_kind_byte_sends_frees_to_the_right_slab_and_is_checked() {
     }
     check(&a, &[]);
 }
+
+#[test]
+fn fixed_registry_bounds_read_the_same_bytes_as_the_loaded_ones() {
+    // NativeOs has a FIXED_RANGE: the free path compares with constants,
+    // and `byte_after_init` reads the shared table directly. Both must
+    // agree with the view's loaded bounds everywhere, in range or not.
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let small = h.alloc(32, 16).unwrap();
+    let mid = h.alloc(1000, 16).unwrap();
+    let large = h.alloc(1 << 20, 16).unwrap();
+    let shift = Geometry::TINY.segment_shift;
+    let view = a.registry_view();
+    let stack = 0u64;
+    let addrs = [
+        small.as_ptr() as usize,
+        mid.as_ptr() as usize,
+        large.as_ptr() as usize,
+        &stack as *const u64 as usize,
+        0,
+        1 << 47,
+        (1 << 47) - 1,
+        usize::MAX,
+        0xffff_8000_0000_1000,
+    ];
+    let mut kinds = Vec::new();
+    for addr in addrs {
+        let loaded = view.byte(addr, shift);
+        assert_eq!(
+            view.with_fixed_bounds::<NativeOs>(shift).byte(addr, shift),
+            loaded,
+            "{addr:#x}"
+        );
+        assert_eq!(
+            a.registry.byte_after_init::<NativeOs>(addr, shift),
+            loaded,
+            "{addr:#x}"
+        );
+        kinds.push(loaded);
+    }
+    // The blocks are found (and are of three different kinds); the rest is
+    // nobody's.
+    assert!(kinds[..3].iter().all(|&k| k != 0), "{kinds:?}");
+    assert!(kinds[0] != kinds[1] && kinds[1] != kinds[2], "{kinds:?}");
+    assert!(kinds[3..].iter().all(|&k| k == 0), "{kinds:?}");
+    let bogus = NonNull::new(0xffff_8000_0000_1000 as *mut u8).unwrap();
+    assert_eq!(
+        h.free(bogus),
+        Err(FreeError::NotOwned {
+            ptr: 0xffff_8000_0000_1000
+        })
+    );
+    h.free(small).unwrap();
+    h.free(mid).unwrap();
+    h.free(large).unwrap();
+    check(&a, &[]);
+}
