@@ -1007,8 +1007,30 @@ impl<P: Platform> Walk<'_, P> {
             // SAFETY: as above.
             unsafe { self.visit_large(h)? };
             // SAFETY: as above.
-            bytes += unsafe { (*h).map_size.load(Relaxed) };
+            let (size, slot) = unsafe { ((*h).map_size.load(Relaxed), (*h).slot.get()) };
+            // Each (distinct, visited) mapping finds itself at its own
+            // slot below the index length, which must equal the count: the
+            // index is then exactly the list.
+            let entry = large.entries().get(slot);
+            if entry.is_none_or(|e| e.header != h || e.size != size) {
+                return Err(fail(
+                    Invariant::I6,
+                    "LARGE-BOOKS",
+                    "a cached large mapping is not at its slot of the size index, with its size",
+                )
+                .at_block(h as usize)
+                .values(size, entry.map_or(0, |e| e.size)));
+            }
+            bytes += size;
             n += 1;
+        }
+        if large.index_len != n {
+            return Err(fail(
+                Invariant::I6,
+                "LARGE-BOOKS",
+                "the large cache's size index has another length than its list",
+            )
+            .values(n, large.index_len));
         }
         if n != large.cached.len || bytes != large.cached_bytes {
             return Err(fail(
@@ -1018,7 +1040,12 @@ impl<P: Platform> Walk<'_, P> {
             )
             .values(large.cached.len, n));
         }
-        if n > self.a.config.large_cache_count || bytes > self.a.config.large_cache_bytes {
+        let cap_count = self
+            .a
+            .config
+            .large_cache_count
+            .min(crate::large::LARGE_INDEX_CAP);
+        if n > cap_count || bytes > self.a.config.large_cache_bytes {
             return Err(
                 fail(Invariant::I6, "LARGE-BOOKS", "large cache over its caps")
                     .values(self.a.config.large_cache_bytes, bytes),

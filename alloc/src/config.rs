@@ -22,7 +22,7 @@ pub struct Config {
     /// oldest are unmapped. Default 32 MiB (16 segments).
     pub segment_cache_bytes: usize,
     /// Freed large mappings kept for reuse: total bytes and count.
-    /// Default 64 MiB, 64 mappings.
+    /// Default 64 MiB, 64 mappings; the count is capped at 256.
     pub large_cache_bytes: usize,
     pub large_cache_count: usize,
     /// Freed large mappings each heap keeps for itself (up to 4, at most

@@ -16,7 +16,9 @@
 //! I6 LARGE-BOOKS  every cached mapping is live in the OS books and marked
 //!                 in the registry; the caches hold at most their caps; the
 //!                 live large bytes (per-heap counters) plus the cached ones
-//!                 are what was mapped for large blocks
+//!                 are what was mapped for large blocks; the global cache's
+//!                 size index holds each of its mappings once, at the slot
+//!                 the mapping records, with its size
 
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
@@ -49,6 +51,8 @@ pub(crate) struct LargeHeader {
     pub(crate) map_base: AtomicUsize,
     pub(crate) next: Cell<*mut LargeHeader>,
     pub(crate) prev: Cell<*mut LargeHeader>,
+    /// Its entry in the global cache's size index while it is there.
+    pub(crate) slot: Cell<usize>,
 }
 
 const _: () = assert!(core::mem::size_of::<LargeHeader>() <= LARGE_HEADER_SIZE);
@@ -93,11 +97,31 @@ impl Links<LargeHeader> for LargeLinks {
     }
 }
 
+/// Most mappings the global cache holds, whatever
+/// `Config::large_cache_count` asks: its size index is a fixed array.
+pub(crate) const LARGE_INDEX_CAP: usize = 256;
+
+/// A cached mapping's size, next to those of the others.
+#[derive(Clone, Copy)]
+pub(crate) struct IndexEntry {
+    pub(crate) size: usize,
+    pub(crate) header: *mut LargeHeader,
+}
+
+// SAFETY: an entry is a size and a pointer to a cached mapping, which only
+// the holder of the large-cache lock (that guards the index) touches.
+unsafe impl Send for IndexEntry {}
+
 /// The global cache of freed mappings (under `Allocator::large`).
 pub(crate) struct LargeState {
-    /// Most recently freed first.
+    /// Most recently freed first (the eviction order).
     pub(crate) cached: List<LargeHeader, LargeLinks>,
     pub(crate) cached_bytes: usize,
+    /// The cached mappings' sizes in no order, entry `i` for the mapping
+    /// whose `slot` is `i`: a best-fit search reads this one array rather
+    /// than the header in every mapping (a cache and a TLB miss each).
+    pub(crate) index: [IndexEntry; LARGE_INDEX_CAP],
+    pub(crate) index_len: usize,
 }
 
 impl LargeState {
@@ -105,7 +129,89 @@ impl LargeState {
         LargeState {
             cached: List::new(),
             cached_bytes: 0,
+            index: [IndexEntry {
+                size: 0,
+                header: ptr::null_mut(),
+            }; LARGE_INDEX_CAP],
+            index_len: 0,
         }
+    }
+
+    /// The live entries of the size index.
+    pub(crate) fn entries(&self) -> &[IndexEntry] {
+        &self.index[..self.index_len]
+    }
+
+    /// Adds a cached mapping of `size` bytes as the most recent.
+    ///
+    /// # Safety
+    /// `h` is a cached mapping on no list (zoo bug 9 breaks this on
+    /// purpose; the index then panics rather than go wrong later).
+    unsafe fn insert(&mut self, h: *mut LargeHeader, size: usize) {
+        assert!(
+            self.index_len < LARGE_INDEX_CAP,
+            "hakmem: large cache index overflow (a mapping cached twice?)"
+        );
+        // SAFETY: per the contract.
+        unsafe {
+            self.cached.push_front(h);
+            (*h).slot.set(self.index_len);
+        }
+        self.index[self.index_len] = IndexEntry { size, header: h };
+        self.index_len += 1;
+        self.cached_bytes += size;
+    }
+
+    /// Takes `h` off the cache.
+    ///
+    /// # Safety
+    /// `h` is on the cache.
+    unsafe fn remove(&mut self, h: *mut LargeHeader) {
+        // SAFETY: per the contract.
+        unsafe { self.cached.remove(h) };
+        // SAFETY: as above.
+        unsafe { self.unindex(h) };
+    }
+
+    /// Takes the oldest (`oldest`) or the newest mapping off the cache,
+    /// null if it is empty.
+    ///
+    /// # Safety
+    /// The cache holds live mappings.
+    unsafe fn pop(&mut self, oldest: bool) -> *mut LargeHeader {
+        // SAFETY: per the contract.
+        let h = unsafe {
+            if oldest {
+                self.cached.pop_back()
+            } else {
+                self.cached.pop_front()
+            }
+        };
+        if !h.is_null() {
+            // SAFETY: it was on the cache.
+            unsafe { self.unindex(h) };
+        }
+        h
+    }
+
+    /// Drops `h`'s index entry (the last entry moves into its place) and
+    /// its bytes.
+    ///
+    /// # Safety
+    /// `h` was on the cache: a live mapping.
+    unsafe fn unindex(&mut self, h: *mut LargeHeader) {
+        // SAFETY: per the contract.
+        let i = unsafe { (*h).slot.get() };
+        assert!(
+            i < self.index_len && self.index[i].header == h,
+            "hakmem: large cache index does not hold {h:p} at its slot {i}"
+        );
+        self.cached_bytes -= self.index[i].size;
+        let last = self.index_len - 1;
+        self.index[i] = self.index[last];
+        // SAFETY: every indexed header is a cached, live mapping.
+        unsafe { (*self.index[i].header).slot.set(i) };
+        self.index_len = last;
     }
 }
 
@@ -224,6 +330,7 @@ impl<P: Platform> Allocator<P> {
                     map_base: AtomicUsize::new(base.as_ptr() as usize),
                     next: Cell::new(ptr::null_mut()),
                     prev: Cell::new(ptr::null_mut()),
+                    slot: Cell::new(0),
                 },
             );
         }
@@ -275,6 +382,7 @@ impl<P: Platform> Allocator<P> {
                     map_base: AtomicUsize::new(base.as_ptr() as usize),
                     next: Cell::new(ptr::null_mut()),
                     prev: Cell::new(ptr::null_mut()),
+                    slot: Cell::new(0),
                 },
             );
         }
@@ -379,7 +487,7 @@ impl<P: Platform> Allocator<P> {
         // SAFETY: a cached mapping we hold.
         let size = unsafe { (*hp).map_size.load(Relaxed) };
         let cap_bytes = self.config.large_cache_bytes;
-        let cap_count = self.config.large_cache_count;
+        let cap_count = self.config.large_cache_count.min(LARGE_INDEX_CAP);
         // Evicted mappings are chained through their `next` link and
         // unmapped after the lock is released.
         let mut evicted: *mut LargeHeader = ptr::null_mut();
@@ -389,14 +497,12 @@ impl<P: Platform> Allocator<P> {
             }
             // SAFETY: the header is on no list (or, under zoo bug 9, already
             // on one: the corruption the bug is about).
-            unsafe { st.cached.push_front(hp) };
-            st.cached_bytes += size;
+            unsafe { st.insert(hp, size) };
             while st.cached_bytes > cap_bytes || st.cached.len > cap_count {
                 // SAFETY: cached headers are live mappings; a popped one is
                 // on no list, so its link is free for the chain.
                 unsafe {
-                    let t = st.cached.pop_back();
-                    st.cached_bytes -= (*t).map_size.load(Relaxed);
+                    let t = st.pop(true);
                     (*t).next.set(evicted);
                     evicted = t;
                 }
@@ -587,11 +693,18 @@ impl<P: Platform> Allocator<P> {
             return Some(local.take(i));
         }
         self.large.with(|st| {
-            // SAFETY: cached headers are live mappings; we hold the lock.
-            let (h, _, s) = pick(&mut unsafe { st.cached.iter() })?;
-            // SAFETY: `h` is on the cached list.
-            unsafe { st.cached.remove(h) };
-            st.cached_bytes -= s;
+            // The sizes come from the index, not from the headers.
+            let mut best: Option<(*mut LargeHeader, usize)> = None;
+            for e in st.entries() {
+                if let Some(r) = rank(e.size) {
+                    if best.is_none_or(|(_, br)| r < br) {
+                        best = Some((e.header, r));
+                    }
+                }
+            }
+            let (h, _) = best?;
+            // SAFETY: `h` is on the cached list; we hold the lock.
+            unsafe { st.remove(h) };
             Some(h)
         })
     }
@@ -642,13 +755,7 @@ impl<P: Platform> Allocator<P> {
     pub(crate) fn large_trim(&self) {
         loop {
             // SAFETY: cached headers are live mappings.
-            let t = self.large.with(|st| unsafe {
-                let t = st.cached.pop_front();
-                if !t.is_null() {
-                    st.cached_bytes -= (*t).map_size.load(Relaxed);
-                }
-                t
-            });
+            let t = self.large.with(|st| unsafe { st.pop(false) });
             if t.is_null() {
                 return;
             }

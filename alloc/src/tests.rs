@@ -7,6 +7,7 @@ use core::ptr::NonNull;
 
 use crate::geometry::Geometry;
 use crate::native::{NativeOs, NativeSched};
+use crate::platform::MutexOps;
 use crate::size_class::class_size;
 use crate::{AllocError, Allocator, Config, FreeError, Invariant, Platform};
 
@@ -542,5 +543,45 @@ fn fixed_registry_bounds_read_the_same_bytes_as_the_loaded_ones() {
     h.free(small).unwrap();
     h.free(mid).unwrap();
     h.free(large).unwrap();
+    check(&a, &[]);
+}
+
+#[test]
+fn large_cache_size_index_follows_the_list_and_is_checked() {
+    // TINY keeps 128 KiB of large mappings per heap and 256 KiB globally:
+    // 160 KiB blocks go to the global cache, and its size index.
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let blocks: Vec<_> = (0..3)
+        .map(|i| h.alloc((150 + i) << 10, 16).unwrap())
+        .collect();
+    for &p in &blocks {
+        h.free(p).unwrap();
+    }
+    let cached = a.large.with(|st| st.cached.len);
+    assert!(cached >= 1, "nothing reached the global cache");
+    a.large.with(|st| assert_eq!(st.index_len, st.cached.len));
+    check(&a, &[]);
+    // A best fit comes out of the index (and off the list) ...
+    let p = h.alloc(151 << 10, 16).unwrap();
+    a.large.with(|st| assert_eq!(st.index_len, st.cached.len));
+    check(&a, &[p]);
+    h.free(p).unwrap();
+    check(&a, &[]);
+    // ... and an entry with the wrong size is an I6 violation.
+    a.large.with(|st| st.index[0].size += 4096);
+    // SAFETY: single-threaded.
+    let v = unsafe { a.check_live([]) }.unwrap_err();
+    assert_eq!(
+        (v.invariant, v.clause),
+        (Invariant::I6, "LARGE-BOOKS"),
+        "{v}"
+    );
+    a.large.with(|st| st.index[0].size -= 4096);
+    check(&a, &[]);
+    // Trim empties list and index together.
+    a.trim();
+    a.large
+        .with(|st| assert_eq!((st.cached.len, st.index_len), (0, 0)));
     check(&a, &[]);
 }
