@@ -31,7 +31,7 @@ use crate::pool::SlabList;
 use crate::registry::{Region, RegistryView, SEG_MID, SEG_SMALL};
 use crate::segment::Segment;
 use crate::size_class::{
-    class_for, class_of, class_size, MAX_CLASSES, SMALL_LOOKUP_LEN, SMALL_LOOKUP_MAX,
+    class_for, class_of, class_of_size, class_size, MAX_CLASSES, SMALL_LOOKUP_LEN, SMALL_LOOKUP_MAX,
 };
 use crate::slab::{BlockLookup, Slab, SlabState};
 use crate::stats::HeapStats;
@@ -189,10 +189,12 @@ impl<P: Platform> HeapData<P> {
         )
     }
 
-    /// The fast path: a request of at most `SMALL_LOOKUP_MAX` bytes with
-    /// the default alignment, served from the thread cache (a class lookup,
-    /// a pop, one branch) as a live block given to `hit`; anything else goes
-    /// to `miss`.
+    /// The fast path: a request with the default alignment that a slab
+    /// class serves, from the thread cache (a class lookup, a pop, one
+    /// branch) as a live block given to `hit`; anything else goes to
+    /// `miss`. Up to `SMALL_LOOKUP_MAX` bytes the class comes from the
+    /// heap's table; beyond, from `class_of_size`'s arithmetic (a
+    /// leading-zero count and shifts), still without a call.
     #[inline(always)]
     fn pop_small<R>(
         &mut self,
@@ -202,10 +204,21 @@ impl<P: Platform> HeapData<P> {
         miss: impl FnOnce(&mut Self) -> R,
     ) -> R {
         debug_assert!(align.is_power_of_two());
-        if size <= SMALL_LOOKUP_MAX && align <= MIN_ALIGN {
-            let c = self.small_class(size);
+        if align <= MIN_ALIGN {
+            let c = if size <= SMALL_LOOKUP_MAX {
+                self.small_class(size)
+            } else if size <= P::GEOMETRY.mid_max_size {
+                // Laid out of line, so the small path falls straight
+                // through to the pop (a taken branch there cost pair ~30 %).
+                cold_path();
+                class_of_size(size)
+            } else {
+                return miss(self);
+            };
             // SAFETY: `class_of` of a size up to SMALL_LOOKUP_MAX is below
-            // every geometry's class count (LayoutChecks).
+            // every geometry's class count (LayoutChecks), and the class
+            // count is `class_of_size(mid_max_size) + 1`, which bounds
+            // `class_of_size` (monotonic) of every size up to `mid_max_size`.
             let cache = unsafe { self.caches.get_unchecked_mut(c) };
             let b = cache.pop();
             if !b.is_null() {
@@ -793,6 +806,12 @@ fn block_error<P: Platform>(slab: &Slab<P>, addr: usize, key: usize) -> Result<(
     }
     Ok(())
 }
+
+/// Marks the branch that calls it as unlikely, so the compiler lays it out
+/// of line (`core::hint::cold_path` needs Rust 1.95; our MSRV is 1.85).
+#[cold]
+#[inline(always)]
+fn cold_path() {}
 
 #[inline]
 fn lookup_error(e: BlockLookup, addr: usize) -> FreeError {
