@@ -1040,12 +1040,7 @@ impl<P: Platform> Walk<'_, P> {
             )
             .values(large.cached.len, n));
         }
-        let cap_count = self
-            .a
-            .config
-            .large_cache_count
-            .min(crate::large::LARGE_INDEX_CAP);
-        if n > cap_count || bytes > self.a.config.large_cache_bytes {
+        if n > self.a.config.large_cache_cap() || bytes > self.a.config.large_cache_bytes {
             return Err(
                 fail(Invariant::I6, "LARGE-BOOKS", "large cache over its caps")
                     .values(self.a.config.large_cache_bytes, bytes),

@@ -74,6 +74,16 @@ impl Config {
         zoo: Zoo::NONE,
     };
 
+    /// How many mappings the global large cache may hold:
+    /// `large_cache_count`, at most the size of its index.
+    pub(crate) const fn large_cache_cap(&self) -> usize {
+        if self.large_cache_count < crate::large::LARGE_INDEX_CAP {
+            self.large_cache_count
+        } else {
+            crate::large::LARGE_INDEX_CAP
+        }
+    }
+
     /// Capacity of the thread cache of a class of `class_size` bytes.
     pub const fn cache_capacity(&self, class_size: usize) -> u32 {
         let n = self.cache_bytes / class_size;

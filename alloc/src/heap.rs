@@ -487,8 +487,7 @@ impl<P: Platform> HeapData<P> {
         match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
             Region::Segment => {
                 // SAFETY: the registry marks a live segment there.
-                let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
-                block_error(slab, addr, self.key)?;
+                unsafe { checked_slab::<P>(addr, self.key) }?;
                 // Every check passes now, so the fast path's refusal was
                 // not a check's: a broken invariant, not a user error.
                 panic!("hakmem: free({addr:#x}) refused by the fast path but passes every check");
@@ -703,9 +702,8 @@ impl<P: Platform> HeapData<P> {
         let addr = p.as_ptr() as usize;
         match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
             Region::Segment => {
-                // SAFETY: as in `free`.
-                let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
-                block_error(slab, addr, self.key)?;
+                // SAFETY: the registry marks a live segment there.
+                let slab = unsafe { checked_slab::<P>(addr, self.key) }?;
                 Ok(slab.stride.load(Relaxed) as usize)
             }
             r @ (Region::Large | Region::LargeAligned) => {
@@ -795,16 +793,21 @@ impl<P: Platform> HeapData<P> {
     }
 }
 
-/// The checks a free (or `usable_size`) of `addr` in `slab` makes before
-/// it touches anything: a carved block start (I5), not already free (its
-/// tag, when checked).
-fn block_error<P: Platform>(slab: &Slab<P>, addr: usize, key: usize) -> Result<(), FreeError> {
+/// The slab of `addr` after the checks a free (or `usable_size`) makes
+/// before it touches anything: a carved block start (I5), not already free
+/// (its tag, when checked).
+///
+/// # Safety
+/// The registry marks a live segment in `addr`'s granule.
+unsafe fn checked_slab<'a, P: Platform>(addr: usize, key: usize) -> Result<&'a Slab<P>, FreeError> {
+    // SAFETY: per the contract; a live segment's slab table is initialised.
+    let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
     slab.check_block(addr).map_err(|e| lookup_error(e, addr))?;
     // SAFETY: a carved block start of an in-use slab: readable.
     if CHECKED && unsafe { block::read_tag(addr as *mut Block) } == block::tag(addr, key) {
         return Err(FreeError::DoubleFree { ptr: addr });
     }
-    Ok(())
+    Ok(slab)
 }
 
 /// Marks the branch that calls it as unlikely, so the compiler lays it out
@@ -867,8 +870,7 @@ pub(crate) fn free_without_heap<P: Platform>(
     match a.registry_view().lookup(addr, P::GEOMETRY.segment_shift) {
         Region::Segment => {
             // SAFETY: the registry marks a live segment there.
-            let slab = unsafe { &*(*Segment::<P>::of(addr)).slab_of(addr) };
-            block_error(slab, addr, key)?;
+            let slab = unsafe { checked_slab::<P>(addr, key) }?;
             let b = addr as *mut Block;
             a.os.mark_block(b.cast(), class_size(slab.class()), false);
             // SAFETY: the block was live; REMOTE-LIVE holds for it.

@@ -249,6 +249,23 @@ impl LocalLarge {
     }
 }
 
+/// Of (mapping, size) pairs, the mapping whose size `rank` scores lowest
+/// (`None`: not eligible), the first one on ties.
+fn best_ranked(
+    it: impl Iterator<Item = (*mut LargeHeader, usize)>,
+    rank: &impl Fn(usize) -> Option<usize>,
+) -> Option<*mut LargeHeader> {
+    let mut best: Option<(*mut LargeHeader, usize)> = None;
+    for (h, s) in it {
+        if let Some(r) = rank(s) {
+            if best.is_none_or(|(_, br)| r < br) {
+                best = Some((h, r));
+            }
+        }
+    }
+    best.map(|(h, _)| h)
+}
+
 /// The mapping size for a block of `size` bytes at `user_offset`: page
 /// rounded, then rounded up to one of eight steps per power of two so that
 /// similar sizes reuse each other's cached mappings (waste <= 12.5 %).
@@ -487,7 +504,7 @@ impl<P: Platform> Allocator<P> {
         // SAFETY: a cached mapping we hold.
         let size = unsafe { (*hp).map_size.load(Relaxed) };
         let cap_bytes = self.config.large_cache_bytes;
-        let cap_count = self.config.large_cache_count.min(LARGE_INDEX_CAP);
+        let cap_count = self.config.large_cache_cap();
         // Evicted mappings are chained through their `next` link and
         // unmapped after the lock is released.
         let mut evicted: *mut LargeHeader = ptr::null_mut();
@@ -671,20 +688,11 @@ impl<P: Platform> Allocator<P> {
         local: &mut LocalLarge,
         rank: impl Fn(usize) -> Option<usize>,
     ) -> Option<*mut LargeHeader> {
-        let pick = |it: &mut dyn Iterator<Item = *mut LargeHeader>| {
-            let mut best: Option<(*mut LargeHeader, usize, usize)> = None;
-            for h in it {
-                // SAFETY: cached headers are live mappings.
-                let s = unsafe { (*h).map_size.load(Relaxed) };
-                if let Some(r) = rank(s) {
-                    if best.is_none_or(|(_, br, _)| r < br) {
-                        best = Some((h, r, s));
-                    }
-                }
-            }
-            best
-        };
-        let local_best = pick(&mut local.iter()).map(|(h, _, _)| h);
+        // SAFETY: cached headers are live mappings.
+        let local_sizes = local
+            .iter()
+            .map(|h| (h, unsafe { (*h).map_size.load(Relaxed) }));
+        let local_best = best_ranked(local_sizes, &rank);
         if let Some(h) = local_best {
             let i = local
                 .iter()
@@ -694,15 +702,7 @@ impl<P: Platform> Allocator<P> {
         }
         self.large.with(|st| {
             // The sizes come from the index, not from the headers.
-            let mut best: Option<(*mut LargeHeader, usize)> = None;
-            for e in st.entries() {
-                if let Some(r) = rank(e.size) {
-                    if best.is_none_or(|(_, br)| r < br) {
-                        best = Some((e.header, r));
-                    }
-                }
-            }
-            let (h, _) = best?;
+            let h = best_ranked(st.entries().iter().map(|e| (e.header, e.size)), &rank)?;
             // SAFETY: `h` is on the cached list; we hold the lock.
             unsafe { st.remove(h) };
             Some(h)
