@@ -368,7 +368,7 @@ unsafe impl<P: Platform> Send for Allocator<P> {}
 
 impl<P: Platform> Heap<'_, P> {
     #[inline(always)]
-    fn data(&mut self) -> &mut HeapData<P> {
+    pub(crate) fn data(&mut self) -> &mut HeapData<P> {
         // SAFETY: the record is live while the handle exists, and the
         // handle is the only way to it.
         unsafe { self.data.as_mut() }

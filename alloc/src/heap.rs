@@ -101,6 +101,53 @@ struct RetireBatch<P: Platform> {
     len: usize,
 }
 
+impl<P: Platform> RetireBatch<P> {
+    fn new() -> Self {
+        RetireBatch {
+            slabs: [ptr::null_mut(); 16],
+            len: 0,
+        }
+    }
+}
+
+/// One class cache's walk in a drain (see `HeapData::drain_step`).
+struct DrainWalk<P: Platform> {
+    class: usize,
+    /// The next cached block to look at.
+    next: *mut Block,
+    /// Blocks still to take off the cache.
+    left: u32,
+    /// The run being gathered: blocks of `slab`, which spans `[lo, lo +
+    /// span)`; none while `run_len` is 0.
+    run_head: *mut Block,
+    run_tail: *mut Block,
+    run_len: u32,
+    slab: *mut Slab<P>,
+    lo: usize,
+    span: usize,
+}
+
+impl<P: Platform> Clone for DrainWalk<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P: Platform> Copy for DrainWalk<P> {}
+
+impl<P: Platform> DrainWalk<P> {
+    const IDLE: Self = DrainWalk {
+        class: 0,
+        next: ptr::null_mut(),
+        left: 0,
+        run_head: ptr::null_mut(),
+        run_tail: ptr::null_mut(),
+        run_len: 0,
+        slab: ptr::null_mut(),
+        lo: 0,
+        span: 0,
+    };
+}
+
 impl<P: Platform> HeapData<P> {
     pub(crate) fn new(alloc: &Allocator<P>, id: usize, key: usize) -> Self {
         let cfg = &alloc.config;
@@ -528,85 +575,143 @@ impl<P: Platform> HeapData<P> {
         }
         if self.free_countdown == 0 {
             self.free_countdown = self.allocator().config.drain_interval.max(1);
-            for c in 0..P::GEOMETRY.class_count() {
-                let n = self.caches[c].count();
-                if n > 0 {
-                    self.drain_class(c, n / 2);
-                }
-            }
+            self.drain_all(|n| n / 2);
         }
     }
 
     /// Gives cached blocks of class `c` back to their slabs until `keep`
     /// remain; retires slabs that become empty (except `current`).
     pub(crate) fn drain_class(&mut self, c: usize, keep: u32) {
+        let mut batch = RetireBatch::new();
+        if let Some(mut w) = self.drain_walk(c, keep) {
+            while self.drain_step(&mut w, &mut batch) {}
+        }
+        self.retire_batch(&mut batch);
+    }
+
+    /// [`drain_class`](Self::drain_class) for every class at once, keeping
+    /// `keep(count)` blocks of a cache of `count`. The cache walks are
+    /// interleaved, one block of each in turn: cached blocks are often
+    /// cold (a thread exit flushes blocks freed long ago), and a walk must
+    /// load each block's link before it can go on, so one walk at a time
+    /// waits for one cache miss after another, while side by side their
+    /// misses overlap.
+    pub(crate) fn drain_all(&mut self, keep: impl Fn(u32) -> u32) {
+        let mut walks: [DrainWalk<P>; MAX_CLASSES] = [DrainWalk::IDLE; MAX_CLASSES];
+        let mut live = 0;
+        for c in 0..P::GEOMETRY.class_count() {
+            let k = keep(self.caches[c].count());
+            if let Some(w) = self.drain_walk(c, k) {
+                walks[live] = w;
+                live += 1;
+            }
+        }
+        let mut batch = RetireBatch::new();
+        while live > 0 {
+            let mut i = 0;
+            while i < live {
+                if self.drain_step(&mut walks[i], &mut batch) {
+                    i += 1;
+                } else {
+                    // Finished: the last live walk takes its place.
+                    live -= 1;
+                    walks[i] = walks[live];
+                }
+            }
+        }
+        self.retire_batch(&mut batch);
+    }
+
+    /// Starts taking all but `keep` blocks off the cache of class `c`;
+    /// `None` if there is nothing to take. The cache's `room` counts the
+    /// blocks as gone from here on; its head moves when the walk ends.
+    fn drain_walk(&mut self, c: usize, keep: u32) -> Option<DrainWalk<P>> {
+        let left = self.caches[c].count().saturating_sub(keep);
+        if left == 0 {
+            return None;
+        }
         // A drain may empty the current slab, which stays bound: I5 holds
         // again only after the next full flush.
         self.flushed = false;
-        let mut batch = RetireBatch::<P> {
-            slabs: [ptr::null_mut(); 16],
-            len: 0,
-        };
-        // The cache and the slab free lists share the link word, and
-        // consecutive cached blocks usually come from one slab: walk the
-        // cache, and splice each run of blocks from one slab into that slab
-        // as it is, writing only at the run's end.
-        let mut left = self.caches[c].count().saturating_sub(keep);
-        if left > 0 {
-            let mut b = self.caches[c].head;
-            self.caches[c].room += left as i32;
-            while left > 0 {
-                let run_head = b;
-                let addr = b as usize;
-                // SAFETY: a cached block lies in a live segment (I4).
-                let slab_ptr = unsafe { (*Segment::<P>::of(addr)).slab_of(addr) };
-                // SAFETY: as above; we own the slab.
-                let slab = unsafe { &*slab_ptr };
-                let lo = slab.start.load(Relaxed);
-                let span = slab.carved.get() as usize * slab.stride.load(Relaxed) as usize;
-                let mut run_tail = b;
-                let mut n = 1u32;
-                left -= 1;
-                // SAFETY: cached blocks are free blocks of our slabs.
-                b = unsafe { block::next(b) };
-                while left > 0 && (b as usize).wrapping_sub(lo) < span {
-                    run_tail = b;
-                    n += 1;
-                    left -= 1;
-                    // SAFETY: as above.
-                    b = unsafe { block::next(b) };
-                }
-                // SAFETY: a run of `n` cached blocks of `slab`, ours.
-                if unsafe { slab.push_local_chain(run_head, run_tail, n, self.zoo) } {
-                    self.note_emptied(c, slab_ptr, &mut batch);
-                }
-            }
-            self.caches[c].head = b;
-        }
-        self.retire_batch(c, &mut batch);
         self.stats.drains.bump();
+        self.caches[c].room += left as i32;
+        Some(DrainWalk {
+            class: c,
+            next: self.caches[c].head,
+            left,
+            ..DrainWalk::IDLE
+        })
     }
 
-    /// A slab of class `c` became empty during a drain: retire it with the
-    /// batch (unless it is the current slab, which stays for reuse).
-    fn note_emptied(&mut self, c: usize, slab: *mut Slab<P>, batch: &mut RetireBatch<P>) {
+    /// One block of a drain walk. The cache and the slab free lists share
+    /// the link word, and consecutive cached blocks usually come from one
+    /// slab: the walk gathers each run of blocks from one slab and splices
+    /// it into that slab as it is, writing only at the run's end. Returns
+    /// false when the walk is over (its cache then starts at the first
+    /// block it kept).
+    #[inline(always)]
+    fn drain_step(&mut self, w: &mut DrainWalk<P>, batch: &mut RetireBatch<P>) -> bool {
+        let b = w.next;
+        if w.run_len > 0 {
+            if w.left > 0 && (b as usize).wrapping_sub(w.lo) < w.span {
+                w.run_tail = b;
+                w.run_len += 1;
+                w.left -= 1;
+                // SAFETY: a cached block: a free block of one of our slabs.
+                w.next = unsafe { block::next(b) };
+                prefetch(w.next);
+                return true;
+            }
+            // SAFETY: the run is `run_len` cached blocks of `w.slab`, which
+            // we own.
+            if unsafe { (*w.slab).push_local_chain(w.run_head, w.run_tail, w.run_len, self.zoo) } {
+                self.note_emptied(w.slab, batch);
+            }
+            w.run_len = 0;
+        }
+        if w.left == 0 {
+            self.caches[w.class].head = b;
+            return false;
+        }
+        let addr = b as usize;
+        // SAFETY: a cached block lies in a live segment (I4).
+        w.slab = unsafe { (*Segment::<P>::of(addr)).slab_of(addr) };
+        // SAFETY: as above; we own the slab.
+        let slab = unsafe { &*w.slab };
+        w.lo = slab.start.load(Relaxed);
+        w.span = slab.carved.get() as usize * slab.stride.load(Relaxed) as usize;
+        w.run_head = b;
+        w.run_tail = b;
+        w.run_len = 1;
+        w.left -= 1;
+        // SAFETY: a cached block, as above.
+        w.next = unsafe { block::next(b) };
+        prefetch(w.next);
+        true
+    }
+
+    /// A slab became empty during a drain: retire it with the batch
+    /// (unless it is its class's current slab, which stays for reuse).
+    fn note_emptied(&mut self, slab: *mut Slab<P>, batch: &mut RetireBatch<P>) {
+        // SAFETY: a slab we own: a live record.
+        let c = unsafe { (*slab).class() };
         if slab == self.classes[c].current {
             return;
         }
         if batch.len == batch.slabs.len() {
-            self.retire_batch(c, batch);
+            self.retire_batch(batch);
         }
         batch.slabs[batch.len] = slab;
         batch.len += 1;
     }
 
-    fn retire_batch(&mut self, c: usize, batch: &mut RetireBatch<P>) {
+    fn retire_batch(&mut self, batch: &mut RetireBatch<P>) {
         if batch.len == 0 {
             return;
         }
         for &s in &batch.slabs[..batch.len] {
-            // SAFETY: the slab is on our class list.
-            unsafe { self.classes[c].slabs.remove(s) };
+            // SAFETY: the slab is ours, on the list of its class.
+            unsafe { self.classes[(*s).class()].slabs.remove(s) };
         }
         let a = self.allocator();
         a.pool.with(|st| {
@@ -626,10 +731,7 @@ impl<P: Platform> HeapData<P> {
     fn collect_all(&mut self, retire_current: bool) {
         self.flushed = false;
         for c in 0..P::GEOMETRY.class_count() {
-            let mut batch = RetireBatch::<P> {
-                slabs: [ptr::null_mut(); 16],
-                len: 0,
-            };
+            let mut batch = RetireBatch::new();
             let mut s = self.classes[c].slabs.head;
             while !s.is_null() {
                 // SAFETY: slabs on our list are ours and live.
@@ -642,23 +744,21 @@ impl<P: Platform> HeapData<P> {
                         self.classes[c].current = ptr::null_mut();
                     }
                     if batch.len == batch.slabs.len() {
-                        self.retire_batch(c, &mut batch);
+                        self.retire_batch(&mut batch);
                     }
                     batch.slabs[batch.len] = s;
                     batch.len += 1;
                 }
                 s = next;
             }
-            self.retire_batch(c, &mut batch);
+            self.retire_batch(&mut batch);
         }
     }
 
     /// Drains every cache completely, collects every remote queue and
     /// retires every empty slab: afterwards I5 holds for this heap.
     pub fn flush(&mut self) {
-        for c in 0..P::GEOMETRY.class_count() {
-            self.drain_class(c, 0);
-        }
+        self.drain_all(|_| 0);
         self.collect_all(true);
         self.allocator().large_flush_local(&mut self.large);
         self.flushed = true;
@@ -815,6 +915,20 @@ unsafe fn checked_slab<'a, P: Platform>(addr: usize, key: usize) -> Result<&'a S
 #[cold]
 #[inline(always)]
 fn cold_path() {}
+
+/// Asks the CPU to start loading the line at `p` (a hint: any address is
+/// fine, null and unmapped ones too, and nothing is read).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault (SSE is part of
+    // the x86_64 baseline).
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 #[inline]
 fn lookup_error(e: BlockLookup, addr: usize) -> FreeError {

@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use crate::geometry::Geometry;
 use crate::native::{NativeOs, NativeSched};
 use crate::platform::MutexOps;
-use crate::size_class::class_size;
+use crate::size_class::{class_of, class_size};
 use crate::{AllocError, Allocator, Config, FreeError, Invariant, Platform};
 
 struct Tiny;
@@ -209,6 +209,67 @@ fn exited_heaps_slabs_are_adopted_and_remote_frees_not_lost() {
     a.trim();
     check(&a, &[]);
     assert_eq!(a.stats().mapped_bytes, a.meta_bytes(), "{:?}", a.stats());
+}
+
+#[test]
+fn interleaved_drains_return_every_block_to_its_own_slab() {
+    // Caches that hold blocks of several slabs per class, and no periodic
+    // drain while the test fills them.
+    let a = Allocator::<Tiny>::new(
+        NativeOs,
+        Config {
+            cache_bytes: 64 * 1024,
+            cache_max: 4096,
+            drain_interval: u32::MAX,
+            ..Config::TINY
+        },
+    );
+    let mut h = a.heap().unwrap();
+    // Unequal counts, the smallest class with the fewest: the walks end
+    // in an order unlike the classes' (a finished walk's slot is reused).
+    let sizes = [16, 48, 128, 256];
+    let counts = [60, 300, 150, 220];
+    let blocks: Vec<_> = (0..300)
+        .flat_map(|i| {
+            sizes
+                .iter()
+                .zip(counts)
+                .filter(move |&(_, k)| i < k)
+                .map(|(&s, _)| s)
+                .collect::<Vec<_>>()
+        })
+        .map(|s| h.alloc(s, 16).unwrap())
+        .collect();
+    // Freed in a scrambled order (a stride coprime to the count), so each
+    // cache alternates between slabs and holds runs of every length.
+    let n = blocks.len();
+    for i in 0..n {
+        h.free(blocks[i * 7 % n]).unwrap();
+    }
+    let classes: Vec<usize> = sizes.iter().map(|&s| class_of(s)).collect();
+    let before: Vec<u32> = classes
+        .iter()
+        .map(|&c| h.data().caches[c].count())
+        .collect();
+    assert!(before.iter().all(|&k| k >= 60), "{before:?}");
+    let slabs_before = a.stats().slabs_retired;
+
+    // Half of every cache, all classes walked side by side: the books
+    // (every block on its own slab's list, `used` and the caches' `room`
+    // balanced) hold, and each cache kept half.
+    h.data().drain_all(|k| k / 2);
+    check(&a, &[]);
+    for (i, &c) in classes.iter().enumerate() {
+        assert_eq!(h.data().caches[c].count(), before[i] / 2, "class {c}");
+    }
+    // All of it (a flush): the caches are empty and the emptied slabs
+    // retired (I5 is checked after a flush).
+    h.flush();
+    check(&a, &[]);
+    for &c in &classes {
+        assert_eq!(h.data().caches[c].count(), 0, "class {c}");
+    }
+    assert!(a.stats().slabs_retired > slabs_before);
 }
 
 #[test]
