@@ -228,9 +228,10 @@ pub fn with_fallback<R>(f: impl FnOnce(&mut NativeHeap) -> R) -> Option<R> {
     })
 }
 
+/// `extern "C"`: cannot unwind, so `HakMem::alloc_raw` tail-calls it.
 #[cold]
 #[inline(never)]
-fn alloc_raw_slow(size: usize, align: usize) -> *mut u8 {
+extern "C" fn alloc_raw_slow(size: usize, align: usize) -> *mut u8 {
     with_heap_slow(|h| h.alloc_raw(size, align)).unwrap_or(ptr::null_mut())
 }
 
@@ -247,32 +248,76 @@ pub fn free_here(p: NonNull<u8>) -> Result<(), FreeError> {
 }
 
 /// Frees `p` from this thread or, if it is not a live block of hakmem,
-/// reports the misuse as found by `op` and aborts. The fast path returns
-/// no `Result`: every refusal (no heap yet, a large block, a misuse) goes
-/// to one cold call that settles it, so the error never costs the common
-/// case a stack slot.
+/// reports the misuse as found by `op` and aborts.
 #[inline(always)]
 pub fn free_or_abort(p: NonNull<u8>, op: &str) {
+    free_or_abort_ptr(p.as_ptr(), op)
+}
+
+/// [`free_or_abort`] of a pointer that may be null (nothing to do then).
+/// The fast path returns no `Result` and tests no null: every refusal (a
+/// null, no heap yet, a large block, a misuse) goes to one cold call that
+/// settles it, so the error never costs the common case a stack slot.
+#[inline(always)]
+pub fn free_or_abort_ptr(p: *mut u8, op: &str) {
+    let addr = p as usize;
     if let Some(h) = current_heap() {
         // The registry byte from the static allocator's table, not through
         // the heap: its load does not wait for the thread-local chain
-        // (GOT, %fs, heap) that finding the heap is.
+        // (GOT, %fs, heap) that finding the heap is. Address 0's granule
+        // never holds a segment, so a null goes to the cold call.
         let byte = GLOBAL
             .registry
-            .byte_after_init::<NativeOs>(p.as_ptr() as usize, Native::GEOMETRY.segment_shift);
-        if h.free_fast_byte(p, byte) {
+            .byte_after_init::<NativeOs>(addr, Native::GEOMETRY.segment_shift);
+        if h.free_fast_byte(addr, byte) {
             return;
         }
     }
     free_or_abort_cold(p, op)
 }
 
+/// `extern "C"`: cannot unwind (a panic here aborts, as it would in the C
+/// `free` anyway), so its callers need no unwind frame and tail-call it.
 #[cold]
 #[inline(never)]
-fn free_or_abort_cold(p: NonNull<u8>, op: &str) {
+#[allow(improper_ctypes_definitions)] // called from Rust only
+extern "C" fn free_or_abort_cold(p: *mut u8, op: &str) {
+    let Some(p) = NonNull::new(p) else { return };
     if let Err(e) = free_here(p) {
         misuse(op, e);
     }
+}
+
+/// `size` bytes aligned to `align` (a power of two) for the C ABI: null
+/// with `errno = ENOMEM` on failure. The slow paths set `errno`
+/// themselves, so the fast path ends in tail calls and needs no frame.
+#[inline(always)]
+pub fn alloc_raw_errno(size: usize, align: usize) -> *mut u8 {
+    match current_heap() {
+        Some(h) => h.alloc_raw_or(size, align, |h| alloc_miss_errno(h, size, align)),
+        None => alloc_raw_slow_errno(size, align),
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)] // called from Rust only
+extern "C" fn alloc_miss_errno(h: &mut NativeHeap, size: usize, align: usize) -> *mut u8 {
+    enomem_if_null(h.alloc_raw_slow(size, align))
+}
+
+#[cold]
+#[inline(never)]
+extern "C" fn alloc_raw_slow_errno(size: usize, align: usize) -> *mut u8 {
+    enomem_if_null(alloc_raw_slow(size, align))
+}
+
+fn enomem_if_null(p: *mut u8) -> *mut u8 {
+    if p.is_null() {
+        // SAFETY: `__errno_location` returns this thread's errno slot.
+        unsafe { *libc::__errno_location() = libc::ENOMEM };
+    }
+    p
 }
 
 #[cold]
@@ -464,6 +509,20 @@ impl HakMem {
     #[inline(always)]
     pub fn free_or_abort(p: NonNull<u8>, op: &str) {
         free_or_abort(p, op)
+    }
+
+    /// [`free_or_abort`](Self::free_or_abort) of a pointer that may be
+    /// null (the C `free`: nothing to do then).
+    #[inline(always)]
+    pub fn free_or_abort_ptr(p: *mut u8, op: &str) {
+        free_or_abort_ptr(p, op)
+    }
+
+    /// [`alloc_raw`](Self::alloc_raw) for the C ABI: null with
+    /// `errno = ENOMEM` on failure.
+    #[inline(always)]
+    pub fn alloc_raw_errno(size: usize, align: usize) -> *mut u8 {
+        alloc_raw_errno(size, align)
     }
 
     /// Reports a misuse found by `op` (`free`, `realloc`, ...) on stderr as

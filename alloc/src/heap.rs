@@ -214,7 +214,38 @@ impl<P: Platform> HeapData<P> {
     /// `Result` on the fast path.
     #[inline(always)]
     pub fn alloc_raw(&mut self, size: usize, align: usize) -> *mut u8 {
-        self.pop_small(size, align, |_, b| b, |h| h.alloc_raw_slow(size, align))
+        self.alloc_raw_or(size, align, |h| {
+            h.slow((size, align), |h, (size, align)| {
+                h.alloc_raw_slow(size, align)
+            })
+        })
+    }
+
+    /// [`alloc_raw`](Self::alloc_raw) with the caller's slow path (the C
+    /// ABI's sets `errno` there, so that the fast path ends in a tail call).
+    #[inline(always)]
+    pub(crate) fn alloc_raw_or(
+        &mut self,
+        size: usize,
+        align: usize,
+        miss: impl FnOnce(&mut Self) -> *mut u8,
+    ) -> *mut u8 {
+        self.pop_small(size, align, |_, b| b, miss)
+    }
+
+    /// Runs a slow path `f(self, args)` of a fast path: through
+    /// [`nounwind`] when a panic aborts anyway (`Platform::PANIC_ABORTS`),
+    /// so that the fast path needs no unwind frame and can end in a tail
+    /// call. `f` should capture nothing and `args` fit in two registers:
+    /// then the call passes everything in registers and the fast path
+    /// needs no stack frame at all.
+    #[inline(always)]
+    pub(crate) fn slow<A, R>(&mut self, args: A, f: impl FnOnce(&mut Self, A) -> R) -> R {
+        if P::PANIC_ABORTS {
+            nounwind(self, args, f)
+        } else {
+            f(self, args)
+        }
     }
 
     /// [`alloc_raw`](Self::alloc_raw), zero-filled (`calloc`): the same
@@ -292,7 +323,7 @@ impl<P: Platform> HeapData<P> {
 
     #[cold]
     #[inline(never)]
-    fn alloc_raw_slow(&mut self, size: usize, align: usize) -> *mut u8 {
+    pub(crate) fn alloc_raw_slow(&mut self, size: usize, align: usize) -> *mut u8 {
         match self.alloc_slow(size, align, false) {
             Ok(p) => p.as_ptr(),
             Err(_) => ptr::null_mut(),
@@ -460,18 +491,20 @@ impl<P: Platform> HeapData<P> {
     #[inline(always)]
     pub fn free_fast(&mut self, p: NonNull<u8>) -> bool {
         let shift = P::GEOMETRY.segment_shift;
+        let addr = p.as_ptr() as usize;
         let byte = self
             .registry
             .with_fixed_bounds::<P::Os>(shift)
-            .byte(p.as_ptr() as usize, shift);
-        self.free_fast_byte(p, byte)
+            .byte(addr, shift);
+        self.free_fast_byte(addr, byte)
     }
 
-    /// [`free_fast`](Self::free_fast) given the registry byte of `p`'s
-    /// granule (read by a caller that can reach the registry sooner).
+    /// [`free_fast`](Self::free_fast) of the address `addr` given the
+    /// registry byte of its granule (read by a caller that can reach the
+    /// registry sooner). The granule of address 0 never holds a segment
+    /// (no mapping starts at 0), so a null `addr` returns false.
     #[inline(always)]
-    pub(crate) fn free_fast_byte(&mut self, p: NonNull<u8>, byte: u8) -> bool {
-        let addr = p.as_ptr() as usize;
+    pub(crate) fn free_fast_byte(&mut self, addr: usize, byte: u8) -> bool {
         match byte {
             SEG_SMALL => self.free_in_segment(addr, P::GEOMETRY.small_slab_shift),
             SEG_MID => self.free_in_segment(addr, P::GEOMETRY.mid_slab_shift),
@@ -512,15 +545,15 @@ impl<P: Platform> HeapData<P> {
             cache.head = b;
             cache.room -= 1;
             if cache.room < 0 {
-                self.after_free_slow(slab);
+                self.slow(slab, |h, slab| h.after_free_slow(slab));
             } else {
                 self.free_countdown -= 1;
                 if self.free_countdown == 0 {
-                    self.after_free_slow(slab);
+                    self.slow(slab, |h, slab| h.after_free_slow(slab));
                 }
             }
         } else {
-            self.free_remote(slab, b);
+            self.slow((slab, b), |h, (slab, b)| h.free_remote(slab, b));
         }
         true
     }
@@ -915,6 +948,17 @@ unsafe fn checked_slab<'a, P: Platform>(addr: usize, key: usize) -> Result<&'a S
 #[cold]
 #[inline(always)]
 fn cold_path() {}
+
+/// Runs `f(h, args)`, which must not unwind: a panic in it aborts the
+/// process (`extern "C"`). A fast path calling its slow path through here
+/// needs no unwind frame (no landing pad, no stack adjustment for one) and
+/// can end in a tail call. Only for `Platform::PANIC_ABORTS` platforms.
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)] // called from Rust only: Rust types by value
+extern "C" fn nounwind<H, A, R>(h: &mut H, args: A, f: impl FnOnce(&mut H, A) -> R) -> R {
+    f(h, args)
+}
 
 /// Asks the CPU to start loading the line at `p` (a hint: any address is
 /// fine, null and unmapped ones too, and nothing is read).

@@ -16,6 +16,7 @@ impl Platform for Native {
     type Os = NativeOs;
     type Sched = NativeSched;
     const GEOMETRY: Geometry = Geometry::PRODUCTION;
+    const PANIC_ABORTS: bool = true;
 }
 
 /// `mmap`-backed OS layer. Zero-sized: the kernel keeps the books.

@@ -235,6 +235,14 @@ pub trait Platform: 'static + Sized {
     type Sched: Sched;
     /// Segment, slab and class sizes; see [`Geometry`].
     const GEOMETRY: Geometry;
+    /// True when a panic inside the allocator ends the process anyway.
+    /// Natively it does: a panic there can only come from a broken
+    /// invariant, and nothing may unwind out of the C `free` or a
+    /// `GlobalAlloc`. The fast paths then call their slow paths through a
+    /// shim that cannot unwind (see `heap::nounwind`), so they need no
+    /// unwind frame and end in tail calls. The simulation platforms leave
+    /// it false: their tools catch a panicking allocator as a failure.
+    const PANIC_ABORTS: bool = false;
 }
 
 /// Shorthands used throughout the crate.

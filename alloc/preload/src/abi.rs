@@ -47,14 +47,10 @@ fn fail(e: c_int) -> *mut c_void {
 }
 
 /// `size` bytes aligned to `align` (a power of two), or NULL with errno.
+/// (Out of memory, or a size beyond the address space: `ENOMEM`.)
 #[inline(always)]
 fn alloc_aligned(size: usize, align: usize) -> *mut c_void {
-    let p = HakMem::alloc_raw(size, align);
-    if p.is_null() {
-        // Out of memory or a size beyond the address space.
-        return fail(libc::ENOMEM);
-    }
-    p.cast()
+    HakMem::alloc_raw_errno(size, align).cast()
 }
 
 /// Frees `p` or, if it is not a live block of hakmem, reports the misuse
@@ -77,9 +73,8 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// of hakmem is reported and the process aborts.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if let Some(p) = NonNull::new(p.cast::<u8>()) {
-        free_or_abort(p, "free");
-    }
+    // A null goes the cold way: no test for it on the fast path.
+    HakMem::free_or_abort_ptr(p.cast(), "free")
 }
 
 /// The obsolete `cfree`, which is `free`.
