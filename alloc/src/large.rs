@@ -318,8 +318,8 @@ impl<P: Platform> Allocator<P> {
             let user = self.large_revive(h, user_offset, stats);
             if zeroed {
                 // SAFETY: the user block lies inside the mapping (revived:
-                // accessible).
-                unsafe { ptr::write_bytes(user.as_ptr(), 0, size) };
+                // accessible and committed), and it is ours alone.
+                unsafe { self.os.zero(user, size) };
             }
             return Ok(user);
         }

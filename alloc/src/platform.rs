@@ -123,6 +123,20 @@ pub unsafe trait Os: Send + Sync {
     /// accesses it until it is committed again.
     unsafe fn decommit(&self, ptr: NonNull<u8>, size: usize);
 
+    /// Zeroes `size` bytes at `ptr` (calloc of reused memory). This
+    /// default writes the zeros. An OS layer may instead give whole pages
+    /// of a large range back (natively `MADV_DONTNEED`, after which
+    /// private anonymous pages read as zero): cheaper than writing them,
+    /// and a page nobody touches afterwards costs nothing at all.
+    ///
+    /// # Safety
+    /// The range lies inside one live committed mapping, and nothing else
+    /// accesses it meanwhile.
+    unsafe fn zero(&self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: per the contract the range is ours and writable.
+        unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, size) }
+    }
+
     /// The books, if this OS layer keeps them (the simulated one does).
     fn books(&self) -> Option<OsBooks> {
         None
