@@ -221,10 +221,52 @@ static void threads_allocate_in_exit_destructors(void) {
     }
 }
 
+/* ---- a thread's first call: free(NULL), or a malloc that must fail ---- */
+
+static void *first_call_is_free_null(void *arg) {
+    (void)arg;
+    free(NULL); /* before the thread has a heap: a no-op */
+    unsigned char *p = malloc(100);
+    CHECK(p != NULL, "malloc after free(NULL)");
+    fill(p, 100, 9);
+    free(NULL); /* with a heap: still a no-op */
+    CHECK_FILLED(p, 100, 9);
+    free(p);
+    return NULL;
+}
+
+static void *first_call_is_a_failing_malloc(void *arg) {
+    (void)arg;
+    errno = 0;
+    void *p = malloc(opaque(SIZE_MAX)); /* before the thread has a heap */
+    CHECK(p == NULL && errno == ENOMEM, "first malloc(SIZE_MAX) = %p errno %d", p, errno);
+    unsigned char *q = malloc(64);
+    CHECK(q != NULL, "malloc(64)");
+    fill(q, 64, 3);
+    errno = 0;
+    p = malloc(opaque(SIZE_MAX)); /* with a heap */
+    CHECK(p == NULL && errno == ENOMEM, "malloc(SIZE_MAX) = %p errno %d", p, errno);
+    CHECK_FILLED(q, 64, 3);
+    free(q);
+    return NULL;
+}
+
+static void a_threads_first_call_may_be_free_null_or_fail(void) {
+    for (int i = 0; i < 50; i++) {
+        pthread_t t[2];
+        CHECK(pthread_create(&t[0], NULL, first_call_is_free_null, NULL) == 0, "pthread_create");
+        CHECK(pthread_create(&t[1], NULL, first_call_is_a_failing_malloc, NULL) == 0,
+              "pthread_create");
+        pthread_join(t[0], NULL);
+        pthread_join(t[1], NULL);
+    }
+}
+
 static const test_case cases[] = {
     {"blocks_freed_by_other_threads", blocks_freed_by_other_threads},
     {"blocks_outlive_their_thread", blocks_outlive_their_thread},
     {"a_thousand_short_lived_threads", a_thousand_short_lived_threads},
     {"threads_allocate_in_exit_destructors", threads_allocate_in_exit_destructors},
+    {"a_threads_first_call_may_be_free_null_or_fail", a_threads_first_call_may_be_free_null_or_fail},
 };
 RUN_CASES(cases)
