@@ -274,6 +274,10 @@ pub fn main(words: &[String]) -> Result<(), String> {
         options.rounds
     );
     print!("{}", render::plain(&render::time_grid(&summary)));
+    if let Some(grid) = render::versus_best_grid(&summary) {
+        println!("\nhakmem against the best peer (spread: slowest round / fastest - 1)");
+        print!("{}", render::plain(&grid));
+    }
     println!("\nPeak RSS (median), ratio to {ref_name}; lower is better");
     print!("{}", render::plain(&render::rss_grid(&summary)));
     if let Some(grid) = render::extras_grid(&summary) {
@@ -374,6 +378,14 @@ fn results_markdown(cx: &Context, summary: &Summary) -> String {
         cx.ref_name
     ));
     md.push_str(&render::markdown(&render::time_grid(summary)));
+    if let Some(grid) = render::versus_best_grid(summary) {
+        md.push_str(
+            "\n## hakmem against the best peer\n\nPer workload, the fastest peer's median time and \
+             hakmem's. Spread: a cell's slowest round over its fastest, minus 1; a ratio \
+             within the spreads is noise.\n\n",
+        );
+        md.push_str(&render::markdown(&grid));
+    }
     md.push_str(&format!("\n![time ratios](ratios.svg)\n\n## Peak RSS\n\nMedian VmHWM; (ratio to {}); lower is better.\n\n", cx.ref_name));
     md.push_str(&render::markdown(&render::rss_grid(summary)));
     if let Some(grid) = render::extras_grid(summary) {

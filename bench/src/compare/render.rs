@@ -95,6 +95,62 @@ pub fn extras_grid(summary: &Summary) -> Option<Grid> {
     Some(grid)
 }
 
+/// Candidates that are ours, not peers: never "the best peer".
+const OURS: [&str; 2] = ["hakmem", "hakmem-unchecked"];
+
+/// Per workload, hakmem's median time against the fastest peer's, with
+/// each cell's spread over the rounds (a ratio inside the spreads is
+/// noise). None unless both hakmem and a peer ran.
+pub fn versus_best_grid(summary: &Summary) -> Option<Grid> {
+    let t = &summary.time;
+    let ours = t.cols.iter().position(|c| c == "hakmem")?;
+    let peers: Vec<usize> = (0..t.cols.len())
+        .filter(|&c| !OURS.contains(&t.cols[c].as_str()))
+        .collect();
+    if peers.is_empty() {
+        return None;
+    }
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0} %", v * 100.0));
+    let mut grid = vec![[
+        "workload",
+        "best peer",
+        "its time",
+        "hakmem",
+        "hakmem / best",
+        "spread (hakmem)",
+        "spread (best)",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let mut ratios = Vec::new();
+    for row in 0..t.rows.len() {
+        let best = peers
+            .iter()
+            .filter_map(|&c| t.value(row, c).map(|v| (c, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let mine = t.value(row, ours);
+        let ratio = match (mine, best) {
+            (Some(m), Some((_, b))) if b > 0.0 => Some(m / b),
+            _ => None,
+        };
+        ratios.extend(ratio);
+        grid.push(vec![
+            t.rows[row].clone(),
+            best.map_or("-".to_string(), |(c, _)| t.cols[c].clone()),
+            best.map_or("-".to_string(), |(_, v)| format!("{v:.3} s")),
+            mine.map_or("-".to_string(), |v| format!("{v:.3} s")),
+            ratio.map_or("-".to_string(), |r| format!("{r:.2}×")),
+            pct(summary.spread[row][ours]),
+            pct(best.and_then(|(c, _)| summary.spread[row][c])),
+        ]);
+    }
+    let within = ratios.iter().filter(|&&r| r <= 1.05).count();
+    let mut last = vec![String::new(); 7];
+    last[0] = format!("within 1.05×: {within} of {}", ratios.len());
+    grid.push(last);
+    Some(grid)
+}
+
 /// Every failed run, one line each.
 pub fn failure_lines(summary: &Summary) -> Vec<String> {
     let mut lines = Vec::new();
@@ -212,5 +268,47 @@ mod tests {
             failure_lines(&summary),
             ["w2 under a, round 1: timed out after 60 s"]
         );
+    }
+
+    #[test]
+    fn hakmem_is_set_against_its_fastest_peer_with_the_spreads() {
+        let ok = |s: f64| {
+            let mut r = RunResult::new("w", 1, "iters");
+            r.set("seconds", s);
+            r.set("peak_rss_kib", 1024);
+            Ok(r)
+        };
+        // Columns: hakmem, hakmem-unchecked (ours, never the best peer),
+        // p1, p2. Two rounds of one workload.
+        let times = [[1.2, 1.0, 0.5, 2.0], [1.0, 1.0, 0.6, 2.0]];
+        let mut runs = Vec::new();
+        for (round, row) in times.iter().enumerate() {
+            for (candidate, &s) in row.iter().enumerate() {
+                runs.push(Run {
+                    round: round + 1,
+                    entry: 0,
+                    candidate,
+                    outcome: ok(s),
+                });
+            }
+        }
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let summary = Summary::build(
+            &names(&["w1"]),
+            &names(&["hakmem", "hakmem-unchecked", "p1", "p2"]),
+            Some(2),
+            &runs,
+        );
+        let grid = versus_best_grid(&summary).expect("hakmem and peers ran");
+        assert_eq!(grid[0][1], "best peer");
+        // Medians of two rounds: hakmem 1.1 s, p1 0.55 s.
+        assert_eq!(
+            grid[1],
+            ["w1", "p1", "0.550 s", "1.100 s", "2.00×", "20 %", "20 %"]
+        );
+        assert_eq!(grid[2][0], "within 1.05×: 0 of 1");
+        // Without hakmem there is nothing to set against.
+        let others = Summary::build(&names(&["w1"]), &names(&["p1"]), Some(0), &[]);
+        assert!(versus_best_grid(&others).is_none());
     }
 }

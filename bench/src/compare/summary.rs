@@ -36,6 +36,9 @@ pub struct Summary {
     pub failures: Vec<Vec<Vec<(usize, Failure)>>>,
     /// median extra fields: (entry, key, value per candidate)
     pub extras: Vec<(usize, &'static str, Vec<Option<f64>>)>,
+    /// slowest over fastest successful round, minus 1, per [entry][candidate]
+    /// (None below two rounds): how far one cell's rounds disagree
+    pub spread: Vec<Vec<Option<f64>>>,
 }
 
 impl Summary {
@@ -67,6 +70,18 @@ impl Summary {
                 rss.set(e, c, median(&mib));
             }
         }
+        let spread = (0..entries.len())
+            .map(|e| {
+                (0..candidates.len())
+                    .map(|c| {
+                        let seconds: Vec<f64> = cell_runs(e, c)
+                            .filter_map(|r| r.number("seconds"))
+                            .collect();
+                        spread_of(&seconds)
+                    })
+                    .collect()
+            })
+            .collect();
         for run in runs {
             if let Err(failure) = &run.outcome {
                 failures[run.entry][run.candidate].push((run.round, failure.clone()));
@@ -94,8 +109,19 @@ impl Summary {
             rss,
             failures,
             extras,
+            spread,
         }
     }
+}
+
+/// `max / min - 1` of positive values, None for fewer than two.
+fn spread_of(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 {
+        return None;
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min > 0.0).then(|| max / min - 1.0)
 }
 
 #[cfg(test)]
