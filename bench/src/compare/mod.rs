@@ -48,7 +48,7 @@ fn default_root() -> PathBuf {
 fn parse(words: &[String]) -> Result<Options, String> {
     let mut args = Args::parse(words)?;
     let quick = args.take_flag("--quick");
-    let rounds = args.take_or("--rounds", if quick { 1usize } else { 3 })?;
+    let rounds = args.take_or("--rounds", if quick { 1usize } else { 5 })?;
     let scale = args.take_or("--scale", if quick { 0.3f64 } else { 1.0 })?;
     let timeout = args.take_or("--timeout", if quick { 60.0f64 } else { 120.0 })?;
     let only = args.take_str("--only")?;
