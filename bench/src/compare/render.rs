@@ -221,14 +221,16 @@ mod tests {
     use crate::compare::summary::Run;
     use crate::report::RunResult;
 
+    /// A successful run of `seconds` and 2 MiB of peak RSS.
+    fn ok(seconds: f64) -> Result<RunResult, Failure> {
+        let mut r = RunResult::new("w", 1, "iters");
+        r.set("seconds", seconds);
+        r.set("peak_rss_kib", 2048);
+        Ok(r)
+    }
+
     #[test]
     fn the_time_grid_shows_values_ratios_failures_and_the_geomean() {
-        let ok = |s: f64| {
-            let mut r = RunResult::new("w", 1, "iters");
-            r.set("seconds", s);
-            r.set("peak_rss_kib", 2048);
-            Ok(r)
-        };
         let runs = vec![
             Run {
                 round: 1,
@@ -272,12 +274,6 @@ mod tests {
 
     #[test]
     fn hakmem_is_set_against_its_fastest_peer_with_the_spreads() {
-        let ok = |s: f64| {
-            let mut r = RunResult::new("w", 1, "iters");
-            r.set("seconds", s);
-            r.set("peak_rss_kib", 1024);
-            Ok(r)
-        };
         // Columns: hakmem, hakmem-unchecked (ours, never the best peer),
         // p1, p2. Two rounds of one workload.
         let times = [[1.2, 1.0, 0.5, 2.0], [1.0, 1.0, 0.6, 2.0]];
