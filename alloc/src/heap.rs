@@ -731,6 +731,12 @@ impl<P: Platform> HeapData<P> {
         if slab == self.classes[c].current {
             return;
         }
+        self.add_to_batch(slab, batch);
+    }
+
+    /// Adds an empty slab to `batch`, retiring the batch first if it is
+    /// full.
+    fn add_to_batch(&mut self, slab: *mut Slab<P>, batch: &mut RetireBatch<P>) {
         if batch.len == batch.slabs.len() {
             self.retire_batch(batch);
         }
@@ -776,11 +782,7 @@ impl<P: Platform> HeapData<P> {
                     if s == self.classes[c].current {
                         self.classes[c].current = ptr::null_mut();
                     }
-                    if batch.len == batch.slabs.len() {
-                        self.retire_batch(&mut batch);
-                    }
-                    batch.slabs[batch.len] = s;
-                    batch.len += 1;
+                    self.add_to_batch(s, &mut batch);
                 }
                 s = next;
             }
