@@ -57,7 +57,9 @@ impl Summary {
                 .filter(move |r| r.entry == e && r.candidate == c)
                 .filter_map(|r| r.outcome.as_ref().ok())
         };
+        let mut spread = Vec::with_capacity(entries.len());
         for e in 0..entries.len() {
+            let mut row = Vec::with_capacity(candidates.len());
             for c in 0..candidates.len() {
                 let seconds: Vec<f64> = cell_runs(e, c)
                     .filter_map(|r| r.number("seconds"))
@@ -68,20 +70,10 @@ impl Summary {
                     .collect();
                 time.set(e, c, median(&seconds));
                 rss.set(e, c, median(&mib));
+                row.push(spread_of(&seconds));
             }
+            spread.push(row);
         }
-        let spread = (0..entries.len())
-            .map(|e| {
-                (0..candidates.len())
-                    .map(|c| {
-                        let seconds: Vec<f64> = cell_runs(e, c)
-                            .filter_map(|r| r.number("seconds"))
-                            .collect();
-                        spread_of(&seconds)
-                    })
-                    .collect()
-            })
-            .collect();
         for run in runs {
             if let Err(failure) = &run.outcome {
                 failures[run.entry][run.candidate].push((run.round, failure.clone()));
