@@ -127,7 +127,7 @@ impl SlabDump {
             free_count: slab.free_count.get(),
             owner: slab.owner.load(Relaxed),
             free_local_head: slab.free_local.get() as usize,
-            remote_head: slab.remote.peek() as usize,
+            remote_head: slab.remote.peek().list as usize,
         }
     }
 }
@@ -659,7 +659,8 @@ impl<P: Platform> Walk<'_, P> {
         }
         // Remote queue.
         let mut r = 0usize;
-        let mut b = slab.remote.peek();
+        let taken = slab.remote.peek();
+        let mut b = taken.list;
         while !b.is_null() {
             if r > carved {
                 return Err(fail(
@@ -678,6 +679,15 @@ impl<P: Platform> Walk<'_, P> {
                 )?
             };
             r += 1;
+        }
+        if r != taken.count as usize {
+            return Err(fail(
+                Invariant::I3,
+                "REMOTE-COUNT",
+                "the remote queue's head counts another number of nodes than it links",
+            )
+            .at_slab(slab_ptr)
+            .values(taken.count as usize, r));
         }
         self.report.remote_blocks += r;
         slab.scratch.set((r as u32) << 16);
@@ -1263,7 +1273,7 @@ impl<P: Platform> Walk<'_, P> {
                 }
                 let limit = slab.carved.get() as usize;
                 fix(slab_ptr, slab.free_local.get(), limit);
-                fix(slab_ptr, slab.remote.peek(), limit);
+                fix(slab_ptr, slab.remote.peek().list, limit);
             }
         }
         // SAFETY: live heap records.

@@ -41,7 +41,7 @@ pub use error::{AllocError, FreeError, ReallocError};
 pub use geometry::{Geometry, SlabKind};
 pub use global::HakMem;
 pub use native::{Native, NativeOs, NativeSched};
-pub use platform::{AtomicPtrOps, AtomicUsizeOps, MutexOps, Os, OsBooks, OsError, Platform, Sched};
+pub use platform::{AtomicUsizeOps, MutexOps, Os, OsBooks, OsError, Platform, Sched};
 pub use slab::SlabState;
 pub use stats::Stats;
 pub use zoo::{Bug, Zoo};
@@ -51,7 +51,7 @@ pub use zoo::{Bug, Zoo};
 #[doc(hidden)]
 pub mod __model {
     pub use crate::block::Block;
-    pub use crate::remote::RemoteStack;
+    pub use crate::remote::{RemoteStack, Taken};
 }
 
 #[cfg(test)]

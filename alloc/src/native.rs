@@ -4,10 +4,10 @@
 
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::geometry::Geometry;
-use crate::platform::{AtomicPtrOps, AtomicUsizeOps, MutexOps, Os, OsError, Platform, Sched};
+use crate::platform::{AtomicUsizeOps, MutexOps, Os, OsError, Platform, Sched};
 
 /// The production platform: real memory, real threads, 2 MiB segments.
 pub struct Native;
@@ -272,7 +272,6 @@ pub struct NativeSched;
 
 impl Sched for NativeSched {
     type AtomicUsize = AtomicUsize;
-    type AtomicPtr<T> = AtomicPtr<T>;
     type Mutex<T: Send> = FutexMutex<T>;
 
     #[inline(always)]
@@ -315,45 +314,6 @@ impl AtomicUsizeOps for AtomicUsize {
         failure: Ordering,
     ) -> Result<usize, usize> {
         AtomicUsize::compare_exchange(self, current, new, success, failure)
-    }
-}
-
-impl<T> AtomicPtrOps<T> for AtomicPtr<T> {
-    #[inline(always)]
-    fn new(p: *mut T) -> Self {
-        AtomicPtr::new(p)
-    }
-    #[inline(always)]
-    fn load(&self, order: Ordering) -> *mut T {
-        AtomicPtr::load(self, order)
-    }
-    #[inline(always)]
-    fn store(&self, p: *mut T, order: Ordering) {
-        AtomicPtr::store(self, p, order)
-    }
-    #[inline(always)]
-    fn swap(&self, p: *mut T, order: Ordering) -> *mut T {
-        AtomicPtr::swap(self, p, order)
-    }
-    #[inline(always)]
-    fn compare_exchange(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T> {
-        AtomicPtr::compare_exchange(self, current, new, success, failure)
-    }
-    #[inline(always)]
-    fn compare_exchange_weak(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T> {
-        AtomicPtr::compare_exchange_weak(self, current, new, success, failure)
     }
 }
 

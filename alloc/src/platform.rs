@@ -199,28 +199,6 @@ pub trait AtomicUsizeOps: Send + Sync {
     ) -> Result<usize, usize>;
 }
 
-/// Atomic pointer used by the allocator for synchronisation.
-pub trait AtomicPtrOps<T>: Send + Sync {
-    fn new(p: *mut T) -> Self;
-    fn load(&self, order: Ordering) -> *mut T;
-    fn store(&self, p: *mut T, order: Ordering);
-    fn swap(&self, p: *mut T, order: Ordering) -> *mut T;
-    fn compare_exchange(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T>;
-    fn compare_exchange_weak(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T>;
-}
-
 /// A mutual-exclusion lock around a `T`.
 ///
 /// Implementations must not allocate through the allocator and must yield
@@ -236,7 +214,6 @@ pub trait MutexOps<T>: Send + Sync {
 /// (Not called `Sync`: that would shadow `core::marker::Sync`.)
 pub trait Sched: 'static + Send + Sync {
     type AtomicUsize: AtomicUsizeOps;
-    type AtomicPtr<T>: AtomicPtrOps<T>;
     type Mutex<T: Send>: MutexOps<T>;
 
     /// A hint inside a retry loop (a CAS that lost a race).
@@ -261,5 +238,4 @@ pub trait Platform: 'static + Sized {
 
 /// Shorthands used throughout the crate.
 pub(crate) type AtomicUsizeOf<P> = <<P as Platform>::Sched as Sched>::AtomicUsize;
-pub(crate) type AtomicPtrOf<P, T> = <<P as Platform>::Sched as Sched>::AtomicPtr<T>;
 pub(crate) type MutexOf<P, T> = <<P as Platform>::Sched as Sched>::Mutex<T>;

@@ -33,7 +33,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::
 
 use crate::block::{self, Block};
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
-use crate::remote::RemoteStack;
+use crate::remote::{RemoteStack, Taken};
 use crate::size_class::{block_quotient, class_size, stride_inverse};
 use crate::thread_cache::ThreadCache;
 use crate::zoo::{Bug, Zoo};
@@ -249,22 +249,30 @@ impl<P: Platform> Slab<P> {
     /// At the first bad node it stops, keeps the good prefix, records the
     /// node and tells the OS layer (natively: a message and an abort).
     pub(crate) fn collect(&self, zoo: Zoo, os: &P::Os) -> u32 {
-        self.collect_cut(0, zoo, os).0
+        let taken = self.take_remote(zoo);
+        self.splice_remote(taken, 0, os).0
     }
 
-    /// [`collect`](Self::collect) that also returns the node ending the
-    /// first `min(n, cut)` blocks moved (null if none moved or `cut` is 0),
-    /// so a refill can hand that prefix to the cache without walking the
-    /// list a second time.
+    /// Takes the remote queue (zoo bug 2: reads it and leaves it there).
     #[inline]
-    fn collect_cut(&self, cut: u32, zoo: Zoo, os: &P::Os) -> (u32, *mut Block) {
-        let list = if zoo.on(Bug::SpliceKeepsRemote) {
+    fn take_remote(&self, zoo: Zoo) -> Taken {
+        if zoo.on(Bug::SpliceKeepsRemote) {
             // Zoo bug 2: the splice reads the queue but does not take it,
             // so the blocks stay on the queue and join the free list.
             self.remote.peek()
         } else {
             self.remote.take_all()
-        };
+        }
+    }
+
+    /// Puts a taken remote queue on the local free list, walking it to
+    /// validate each node and find its tail; returns how many blocks moved
+    /// and the node ending the first `min(n, cut)` of them (null if none
+    /// moved or `cut` is 0), so a refill can hand that prefix to the cache
+    /// without walking the list a second time.
+    #[inline]
+    fn splice_remote(&self, taken: Taken, cut: u32, os: &P::Os) -> (u32, *mut Block) {
+        let list = taken.list;
         if list.is_null() {
             return (0, ptr::null_mut());
         }
@@ -335,14 +343,36 @@ impl<P: Platform> Slab<P> {
         // cut. `last` ends the prefix, `got` counts it.
         let mut got = 0u32;
         let mut last = ptr::null_mut();
+        // Blocks that went to the cache straight from the remote queue.
+        let mut from_remote = 0u32;
         if self.free_local.get().is_null() {
-            // The collect walk (which validates every node anyway) marks
-            // where the prefix ends: no second walk over blocks that the
-            // freeing threads' cores wrote last.
-            let (n, cut_node) = self.collect_cut(want, zoo, os);
-            if n > 0 {
-                got = n.min(want);
-                last = cut_node;
+            let taken = self.take_remote(zoo);
+            if !taken.list.is_null()
+                && cache.head.is_null()
+                && taken.count as i32 <= cache.room
+                && taken.count <= self.carved.get()
+                && self.check_block(taken.list as usize).is_ok()
+            {
+                // The whole queue fits in the empty cache, and its last
+                // link is null, the empty cache's head: it becomes the
+                // cache as it is, without a walk. Its nodes were each
+                // validated by the free that pushed them; the links are
+                // the pushes' own (REMOTE-COUNT gives the length). They
+                // are counted out of `used` as a collect would, and back in
+                // below with the rest of the refill.
+                cache.head = taken.list;
+                cache.room -= taken.count as i32;
+                self.used.set(self.used.get().wrapping_sub(taken.count));
+                from_remote = taken.count;
+            } else {
+                // The collect walk (which validates every node anyway)
+                // marks where the prefix ends: no second walk over blocks
+                // that the freeing threads' cores wrote last.
+                let (n, cut_node) = self.splice_remote(taken, want, os);
+                if n > 0 {
+                    got = n.min(want);
+                    last = cut_node;
+                }
             }
         } else if cache.head.is_null() && self.free_count.get() as i32 <= cache.room {
             // The whole list fits in the empty cache (even if it is more
@@ -382,6 +412,7 @@ impl<P: Platform> Slab<P> {
             self.free_local.set(next);
             self.free_count.set(self.free_count.get().wrapping_sub(got));
         }
+        got += from_remote;
         let from_list = got;
         if got < want {
             let carved = self.carved.get();

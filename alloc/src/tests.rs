@@ -172,6 +172,75 @@ fn remote_frees_are_collected_by_the_owner() {
 }
 
 #[test]
+fn a_remote_queue_that_fits_the_empty_cache_moves_there_whole() {
+    // TINY caches 8 blocks of 32 B and refills 4 at a time.
+    let a = tiny();
+    let mut owner = a.heap().unwrap();
+    let mut other = a.heap().unwrap();
+    let c = class_of(32);
+    assert_eq!(owner.data().caches[c].cap, 8);
+    let mut blocks = Vec::new();
+    while blocks.len() < 8 || !owner.data().caches[c].head.is_null() {
+        blocks.push(owner.alloc(32, 16).unwrap());
+    }
+    // All from one fresh slab, carved in order: the owner's free list is
+    // empty and so is its cache.
+    let slab_of = |p: NonNull<u8>| p.as_ptr() as usize >> Geometry::TINY.small_slab_shift;
+    assert!(blocks.iter().all(|&p| slab_of(p) == slab_of(blocks[0])));
+    let freed: Vec<_> = blocks.drain(..6).collect();
+    for (i, &b) in freed.iter().enumerate() {
+        fill(b, 32, i as u8);
+        other.free(b).unwrap();
+    }
+    let r = check(&a, &blocks);
+    assert_eq!(r.remote_blocks, 6);
+    // The refill takes all six, more than its batch of four, unwalked.
+    let first = owner.alloc(32, 16).unwrap();
+    assert_eq!(owner.data().caches[c].count(), 5);
+    let r = check(&a, &[&blocks[..], &[first]].concat());
+    assert_eq!(r.remote_blocks, 0);
+    // Handed out in stack order: the last freed first.
+    let mut again = vec![first];
+    again.extend((0..5).map(|_| owner.alloc(32, 16).unwrap()));
+    let mut want = freed.clone();
+    want.reverse();
+    assert_eq!(again, want);
+    blocks.extend(&again);
+    check(&a, &blocks);
+    for b in blocks {
+        owner.free(b).unwrap();
+    }
+    drop(other);
+    owner.flush();
+    check(&a, &[]);
+}
+
+#[test]
+fn checker_reports_a_remote_count_that_disagrees_with_the_queue() {
+    let a = tiny();
+    let mut owner = a.heap().unwrap();
+    let mut other = a.heap().unwrap();
+    let p = owner.alloc(32, 16).unwrap();
+    let q = owner.alloc(32, 16).unwrap();
+    other.free(p).unwrap();
+    check(&a, &[q]);
+    let seg = crate::segment::Segment::<Tiny>::of(p.as_ptr() as usize);
+    // SAFETY: the segment and slab records of a block we allocated, live.
+    let remote = unsafe { &(*(*seg).slab_of(p.as_ptr() as usize)).remote };
+    remote.skew_count(1);
+    // SAFETY: single-threaded.
+    let v = unsafe { a.check_live([q.as_ptr() as usize]) }.unwrap_err();
+    assert_eq!(
+        (v.invariant, v.clause),
+        (Invariant::I3, "REMOTE-COUNT"),
+        "{v}"
+    );
+    remote.skew_count(-1);
+    check(&a, &[q]);
+    owner.free(q).unwrap();
+}
+
+#[test]
 fn exited_heaps_slabs_are_adopted_and_remote_frees_not_lost() {
     let a = tiny();
     let mut keeper = a.heap().unwrap();

@@ -32,8 +32,7 @@ use std::sync::Arc;
 
 use hakmem::__model::{Block, RemoteStack};
 use hakmem::{
-    Allocator, AtomicPtrOps, AtomicUsizeOps, Config, Geometry, MutexOps, NativeOs, Platform, Sched,
-    Zoo,
+    Allocator, AtomicUsizeOps, Config, Geometry, MutexOps, NativeOs, Platform, Sched, Zoo,
 };
 use loom::cell::UnsafeCell;
 
@@ -44,7 +43,6 @@ struct LoomSched;
 
 impl Sched for LoomSched {
     type AtomicUsize = LoomAtomicUsize;
-    type AtomicPtr<T> = LoomAtomicPtr<T>;
     type Mutex<T: Send> = LoomMutex<T>;
 
     fn spin_loop_hint() {
@@ -89,47 +87,6 @@ impl AtomicUsizeOps for LoomAtomicUsize {
         failure: Ordering,
     ) -> Result<usize, usize> {
         self.0.compare_exchange(current, new, success, failure)
-    }
-}
-
-struct LoomAtomicPtr<T>(loom::sync::atomic::AtomicPtr<T>);
-
-// SAFETY: an atomic pointer is shared by design, as `core`'s is for every
-// `T`; loom's only lacks the impls for `T` that are not `Send`.
-unsafe impl<T> Send for LoomAtomicPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for LoomAtomicPtr<T> {}
-
-impl<T> AtomicPtrOps<T> for LoomAtomicPtr<T> {
-    fn new(p: *mut T) -> Self {
-        LoomAtomicPtr(loom::sync::atomic::AtomicPtr::new(p))
-    }
-    fn load(&self, order: Ordering) -> *mut T {
-        self.0.load(order)
-    }
-    fn store(&self, p: *mut T, order: Ordering) {
-        self.0.store(p, order)
-    }
-    fn swap(&self, p: *mut T, order: Ordering) -> *mut T {
-        self.0.swap(p, order)
-    }
-    fn compare_exchange(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T> {
-        self.0.compare_exchange(current, new, success, failure)
-    }
-    fn compare_exchange_weak(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T> {
-        self.0.compare_exchange_weak(current, new, success, failure)
     }
 }
 
@@ -216,7 +173,19 @@ impl Stack for Real {
         unsafe { self.0.push(b, self.1) }
     }
     fn take_all(&self) -> *mut Block {
-        self.0.take_all()
+        let taken = self.0.take_all();
+        let mut len = 0;
+        let mut n = taken.list.cast::<Node>();
+        while !n.is_null() && len <= 2 {
+            len += 1;
+            // SAFETY: taken nodes are live `Node`s owned by the taker now.
+            n = unsafe { (*n).next };
+        }
+        assert_eq!(
+            taken.count, len,
+            "REMOTE-COUNT: the head word counts the nodes it links"
+        );
+        taken.list
     }
 }
 

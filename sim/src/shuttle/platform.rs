@@ -18,8 +18,8 @@
 
 use std::sync::atomic::Ordering;
 
-use ::shuttle::sync::atomic::{AtomicPtr, AtomicUsize};
-use hakmem::{AtomicPtrOps, AtomicUsizeOps, Geometry, MutexOps, Platform, Sched};
+use ::shuttle::sync::atomic::AtomicUsize;
+use hakmem::{AtomicUsizeOps, Geometry, MutexOps, Platform, Sched};
 
 use crate::sim_os::SimOs;
 
@@ -29,7 +29,6 @@ pub struct ShuttleSched;
 
 impl Sched for ShuttleSched {
     type AtomicUsize = ShuttleAtomicUsize;
-    type AtomicPtr<T> = ShuttleAtomicPtr<T>;
     type Mutex<T: Send> = ShuttleMutex<T>;
 
     #[inline]
@@ -41,8 +40,7 @@ impl Sched for ShuttleSched {
 }
 
 const _: () = assert!(
-    std::mem::size_of::<ShuttleAtomicUsize>() == std::mem::size_of::<usize>()
-        && std::mem::size_of::<ShuttleAtomicPtr<u8>>() == std::mem::size_of::<usize>(),
+    std::mem::size_of::<ShuttleAtomicUsize>() == std::mem::size_of::<usize>(),
     "the shuttle atomics keep the native layout of the segment header"
 );
 
@@ -85,42 +83,6 @@ impl AtomicUsizeOps for ShuttleAtomicUsize {
         failure: Ordering,
     ) -> Result<usize, usize> {
         self.0.compare_exchange(current, new, success, failure)
-    }
-}
-
-/// `AtomicPtr` whose every access is a shuttle scheduling point.
-pub struct ShuttleAtomicPtr<T>(Box<AtomicPtr<T>>);
-
-impl<T> AtomicPtrOps<T> for ShuttleAtomicPtr<T> {
-    fn new(p: *mut T) -> Self {
-        ShuttleAtomicPtr(Box::new(AtomicPtr::new(p)))
-    }
-    fn load(&self, order: Ordering) -> *mut T {
-        self.0.load(order)
-    }
-    fn store(&self, p: *mut T, order: Ordering) {
-        self.0.store(p, order)
-    }
-    fn swap(&self, p: *mut T, order: Ordering) -> *mut T {
-        self.0.swap(p, order)
-    }
-    fn compare_exchange(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T> {
-        self.0.compare_exchange(current, new, success, failure)
-    }
-    fn compare_exchange_weak(
-        &self,
-        current: *mut T,
-        new: *mut T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<*mut T, *mut T> {
-        self.0.compare_exchange_weak(current, new, success, failure)
     }
 }
 
