@@ -81,3 +81,17 @@ pub(crate) unsafe fn make_live(b: *mut Block) {
     // SAFETY: per the caller's contract the block is ours to write.
     unsafe { (*b).tag = 0 }
 }
+
+/// Asks the CPU to start loading the line at `p` (a hint: any address is
+/// fine, null and unmapped ones too, and nothing is read).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault (SSE is part of
+    // the x86_64 baseline).
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

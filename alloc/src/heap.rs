@@ -692,7 +692,7 @@ impl<P: Platform> HeapData<P> {
                 w.left -= 1;
                 // SAFETY: a cached block: a free block of one of our slabs.
                 w.next = unsafe { block::next(b) };
-                prefetch(w.next);
+                block::prefetch(w.next);
                 return true;
             }
             // SAFETY: the run is `run_len` cached blocks of `w.slab`, which
@@ -719,7 +719,7 @@ impl<P: Platform> HeapData<P> {
         w.left -= 1;
         // SAFETY: a cached block, as above.
         w.next = unsafe { block::next(b) };
-        prefetch(w.next);
+        block::prefetch(w.next);
         true
     }
 
@@ -960,20 +960,6 @@ fn cold_path() {}
 #[allow(improper_ctypes_definitions)] // called from Rust only: Rust types by value
 extern "C" fn nounwind<H, A, R>(h: &mut H, args: A, f: impl FnOnce(&mut H, A) -> R) -> R {
     f(h, args)
-}
-
-/// Asks the CPU to start loading the line at `p` (a hint: any address is
-/// fine, null and unmapped ones too, and nothing is read).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing and cannot fault (SSE is part of
-    // the x86_64 baseline).
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[inline]

@@ -39,6 +39,13 @@ impl ThreadCache {
             // SAFETY: a cached block is a free block of a committed slab
             // (TC-BOUND keeps the list well formed).
             self.head = unsafe { block::next(b) };
+            // The next pop loads the new head's link: start that load now,
+            // so its miss overlaps the caller's work on `b` instead of
+            // stalling the next malloc. It matters when the cache holds
+            // blocks another core wrote last (a remote queue taken whole,
+            // see `Slab::take`): xmalloc 0.149 -> 0.133 s, glibc-simple
+            // 0.229 -> 0.216 s.
+            block::prefetch(self.head);
             self.room += 1;
         }
         b
