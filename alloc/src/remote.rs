@@ -32,6 +32,9 @@ use crate::zoo::{Bug, Zoo};
 /// and model checkers' memory comes from the same user space.
 const COUNT_SHIFT: u32 = 48;
 const ADDR_MASK: usize = (1 << COUNT_SHIFT) - 1;
+/// The most nodes the count can hold; no slab has more blocks (asserted
+/// in `LayoutChecks`), so by REMOTE-LIVE no stack has more nodes.
+pub(crate) const MAX_COUNT: usize = usize::MAX >> COUNT_SHIFT;
 
 const _: () = assert!(
     usize::BITS == 64,

@@ -265,5 +265,12 @@ impl<P: Platform> LayoutChecks<P> {
             Segment::<P>::header_end() <= P::GEOMETRY.slab_size(SlabKind::Small),
             "the segment header must fit in slab 0 of a small segment (a Sched with big atomics overlaps slab 1)"
         );
+        assert!(
+            P::GEOMETRY.slab_size(SlabKind::Mid) / crate::geometry::MIN_BLOCK_SIZE
+                <= crate::remote::MAX_COUNT
+                && P::GEOMETRY.slab_size(SlabKind::Small) / crate::geometry::MIN_BLOCK_SIZE
+                    <= crate::remote::MAX_COUNT,
+            "a slab's blocks must fit the remote queue's node count (REMOTE-COUNT)"
+        );
     };
 }
