@@ -272,5 +272,10 @@ impl<P: Platform> LayoutChecks<P> {
                     <= crate::remote::MAX_COUNT,
             "a slab's blocks must fit the remote queue's node count (REMOTE-COUNT)"
         );
+        assert!(
+            core::mem::offset_of!(Slab<P>, class_idx) < 64
+                && core::mem::offset_of!(Slab<P>, remote) >= 64,
+            "the fields every free reads share slab line 0, and remote pushes stay out of it"
+        );
     };
 }

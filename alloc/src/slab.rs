@@ -81,14 +81,16 @@ pub(crate) struct Slab<P: Platform> {
     pub(crate) used: Cell<u32>,
     /// Blocks carved so far (bump pointer, in blocks).
     pub(crate) carved: Cell<u32>,
-    /// Blocks that fit in the block area.
-    pub(crate) capacity: Cell<u32>,
-    /// Size class, or `CLASS_NONE`.
+    /// Size class, or `CLASS_NONE`. In line 0 with the other fields every
+    /// free reads (asserted in `LayoutChecks`): in line 1 a local free
+    /// would miss on it after each remote push to the slab.
     pub(crate) class_idx: AtomicU8,
-    pub(crate) state: Cell<SlabState>,
-    // ---- line 1: pushed to by remote frees; list links ----
+    // ---- line 1: pushed to by remote frees; owner-only and list fields ----
     /// Blocks freed by other threads (see remote.rs).
     pub(crate) remote: RemoteStack<P>,
+    /// Blocks that fit in the block area.
+    pub(crate) capacity: Cell<u32>,
+    pub(crate) state: Cell<SlabState>,
     /// Links in the one list the slab is on: its heap's class list when
     /// owned, the pool's abandoned list when abandoned, the decommit queue
     /// when free and still committed.
