@@ -33,6 +33,7 @@ use crate::pool::PoolState;
 use crate::registry::{Region, RegistryView};
 use crate::segment::{Segment, SegmentState};
 use crate::size_class::{class_size, stride_inverse};
+use crate::slab::cache_offset;
 use crate::slab::{Slab, SlabState, CLASS_NONE, NO_OWNER};
 
 /// The invariants of DESIGN.md §2.
@@ -572,11 +573,12 @@ impl<P: Platform> Walk<'_, P> {
         if slab.stride.load(Relaxed) as usize != stride
             || slab.inv.load(Relaxed) != si.inv
             || slab.inv_shift.load(Relaxed) != si.shift
+            || slab.cache_offset.load(Relaxed) as usize != cache_offset(class)
         {
             return Err(fail(
                 Invariant::I2,
                 "SLAB-BOUNDS",
-                "stride or its inverse is not the class size's",
+                "stride, its inverse or the cache offset is not the class's",
             )
             .at_slab(slab_ptr));
         }

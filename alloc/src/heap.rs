@@ -527,13 +527,20 @@ impl<P: Platform> HeapData<P> {
         if CHECKED && unsafe { block::read_tag(b) } == block::tag(addr, self.key) {
             return false;
         }
-        let class = slab.class();
-        self.allocator()
-            .os
-            .mark_block(b.cast(), class_size(class), false);
+        if <P::Os as Os>::MARKS_BLOCKS {
+            self.allocator()
+                .os
+                .mark_block(b.cast(), class_size(slab.class()), false);
+        }
         if slab.owner.load(Relaxed) == self.id {
-            // SAFETY: the slab's class is below the class count.
-            let cache = unsafe { &mut *self.caches.as_mut_ptr().add(class) };
+            // SAFETY: the slab's class is below the class count, and its
+            // cache offset is the class's index in bytes.
+            let cache = unsafe {
+                &mut *self
+                    .caches
+                    .as_mut_ptr()
+                    .byte_add(slab.cache_offset.load(Relaxed) as usize)
+            };
             // SAFETY: the block was live and is ours to link.
             unsafe {
                 if CHECKED {

@@ -174,6 +174,12 @@ pub unsafe trait Os: Send + Sync {
         let _ = (ptr, size, live);
     }
 
+    /// True when [`mark_block`](Self::mark_block) does anything. The free
+    /// path reads the block's size from the slab only then: a Relaxed
+    /// atomic load is never dropped by the compiler, even when its value
+    /// goes unused.
+    const MARKS_BLOCKS: bool = false;
+
     /// Called when a slab is bound to a class: its whole block area is
     /// uncarved and may be poisoned until blocks are carved from it.
     #[inline(always)]

@@ -11,9 +11,10 @@
 //!                and the live blocks are pairwise disjoint, duplicate-free,
 //!                and every non-live block carries its free tag (BLOCK-TAG)
 //! I2 SLAB-BOUNDS every list node is a block start (`start + i * stride`,
-//!                `i < carved`), `carved <= capacity`, and the block area
+//!                `i < carved`), `carved <= capacity`, the block area
 //!                `[start, start + capacity * stride)` lies inside the slab
-//!                and after the segment header
+//!                and after the segment header, and the lookup fields
+//!                (stride, its inverse, the cache offset) are the class's
 //! I3 SLAB-USED   `carved == used + free_count` and `free_count` is the
 //!                length of `free_local`; `used` counts live, cached and
 //!                remote-freed blocks
@@ -29,7 +30,9 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 
 use crate::block::{self, Block};
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
@@ -85,6 +88,12 @@ pub(crate) struct Slab<P: Platform> {
     /// free reads (asserted in `LayoutChecks`): in line 1 a local free
     /// would miss on it after each remote push to the slab.
     pub(crate) class_idx: AtomicU8,
+    /// [`cache_offset`]`(class_idx)`: where the owner's cache of the class
+    /// lies in its cache array. The free path indexes with it directly; an
+    /// index from `class_idx` took a zero-extension and a shift more, on
+    /// the path from the slab's line to the cache head (pair 0.449 ->
+    /// 0.417 s).
+    pub(crate) cache_offset: AtomicU16,
     // ---- line 1: pushed to by remote frees; owner-only and list fields ----
     /// Blocks freed by other threads (see remote.rs).
     pub(crate) remote: RemoteStack<P>,
@@ -121,6 +130,7 @@ impl<P: Platform> Slab<P> {
             carved: Cell::new(0),
             capacity: Cell::new(0),
             class_idx: AtomicU8::new(CLASS_NONE),
+            cache_offset: AtomicU16::new(0),
             state: Cell::new(SlabState::Free),
             remote: RemoteStack::new(),
             next: Cell::new(ptr::null_mut()),
@@ -169,6 +179,8 @@ impl<P: Platform> Slab<P> {
         self.free_count.set(0);
         self.free_local.set(ptr::null_mut());
         self.class_idx.store(class_idx as u8, Relaxed);
+        self.cache_offset
+            .store(cache_offset(class_idx) as u16, Relaxed);
     }
 
     /// Returns the slab to the free state (the pool does the rest).
@@ -212,6 +224,7 @@ impl<P: Platform> Slab<P> {
         self.stride.load(Relaxed) as usize == stride
             && self.inv.load(Relaxed) == si.inv
             && self.inv_shift.load(Relaxed) == si.shift
+            && self.cache_offset.load(Relaxed) as usize == cache_offset(c)
             && self.start.load(Relaxed) != 0
             && self.carved_blocks.load(Relaxed) == self.carved.get() as usize
             && self.carved.get() <= self.capacity.get()
@@ -475,6 +488,16 @@ impl<P: Platform> Slab<P> {
         used == 0
     }
 }
+
+/// The byte offset of class `c`'s cache in a heap's cache array.
+pub(crate) const fn cache_offset(c: usize) -> usize {
+    c * core::mem::size_of::<ThreadCache>()
+}
+
+const _: () = assert!(
+    cache_offset(crate::size_class::MAX_CLASSES) <= u16::MAX as usize,
+    "cache offsets fit the slab record's u16"
+);
 
 /// Why an address is not a block start of a slab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -659,6 +659,8 @@ unsafe impl Os for SimOs {
         Some(containing(&st, self.cfg.page_size, off, size.max(1)).is_some())
     }
 
+    const MARKS_BLOCKS: bool = true;
+
     #[inline]
     fn mark_block(&self, ptr: *mut u8, size: usize, live: bool) {
         if live {
