@@ -358,8 +358,6 @@ impl<P: Platform> Slab<P> {
         // cut. `last` ends the prefix, `got` counts it.
         let mut got = 0u32;
         let mut last = ptr::null_mut();
-        // Blocks that went to the cache straight from the remote queue.
-        let mut from_remote = 0u32;
         if self.free_local.get().is_null() {
             let taken = self.take_remote(zoo);
             if !taken.list.is_null()
@@ -368,17 +366,15 @@ impl<P: Platform> Slab<P> {
                 && taken.count <= self.carved.get()
                 && self.check_block(taken.list as usize).is_ok()
             {
-                // The whole queue fits in the empty cache, and its last
-                // link is null, the empty cache's head: it becomes the
-                // cache as it is, without a walk. Its nodes were each
+                // The whole queue fits in the empty cache: it becomes the
+                // free list as it is, without a walk, and goes on whole
+                // below like a free list that fits. Its nodes were each
                 // validated by the free that pushed them; the links are
-                // the pushes' own (REMOTE-COUNT gives the length). They
-                // are counted out of `used` as a collect would, and back in
-                // below with the rest of the refill.
-                cache.head = taken.list;
-                cache.room -= taken.count as i32;
+                // the pushes' own (REMOTE-COUNT gives the length).
+                self.free_local.set(taken.list);
+                self.free_count.set(taken.count);
                 self.used.set(self.used.get().wrapping_sub(taken.count));
-                from_remote = taken.count;
+                got = taken.count;
             } else {
                 // The collect walk (which validates every node anyway)
                 // marks where the prefix ends: no second walk over blocks
@@ -427,7 +423,6 @@ impl<P: Platform> Slab<P> {
             self.free_local.set(next);
             self.free_count.set(self.free_count.get().wrapping_sub(got));
         }
-        got += from_remote;
         let from_list = got;
         if got < want {
             let carved = self.carved.get();
