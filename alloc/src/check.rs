@@ -32,8 +32,7 @@ use crate::platform::{AtomicUsizeOps, MutexOps, Os, Platform};
 use crate::pool::PoolState;
 use crate::registry::{Region, RegistryView};
 use crate::segment::{Segment, SegmentState};
-use crate::size_class::{class_size, stride_inverse};
-use crate::slab::cache_offset;
+use crate::size_class::class_size;
 use crate::slab::{Slab, SlabState, CLASS_NONE, NO_OWNER};
 
 /// The invariants of DESIGN.md §2.
@@ -569,12 +568,7 @@ impl<P: Platform> Walk<'_, P> {
             .at_slab(slab_ptr));
         }
         let stride = class_size(class);
-        let si = stride_inverse(stride);
-        if slab.stride.load(Relaxed) as usize != stride
-            || slab.inv.load(Relaxed) != si.inv
-            || slab.inv_shift.load(Relaxed) != si.shift
-            || slab.cache_offset.load(Relaxed) as usize != cache_offset(class)
-        {
+        if !slab.lookup_fields_are(class) {
             return Err(fail(
                 Invariant::I2,
                 "SLAB-BOUNDS",

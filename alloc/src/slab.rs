@@ -211,6 +211,19 @@ impl<P: Platform> Slab<P> {
         }
     }
 
+    /// Whether the fields the free path derives from the class (stride,
+    /// its inverse, the cache offset) are class `c`'s: the checker's I2
+    /// SLAB-BOUNDS clause and [`record_consistent`](Self::record_consistent)
+    /// both ask this. `c` must be below `CLASS_TABLE_LEN`.
+    pub(crate) fn lookup_fields_are(&self, c: usize) -> bool {
+        let stride = class_size(c);
+        let si = stride_inverse(stride);
+        self.stride.load(Relaxed) as usize == stride
+            && self.inv.load(Relaxed) == si.inv
+            && self.inv_shift.load(Relaxed) == si.shift
+            && self.cache_offset.load(Relaxed) as usize == cache_offset(c)
+    }
+
     /// Whether the record's block-lookup fields agree with each other (the
     /// checker's guard before it follows a slab's lists: a record that
     /// user writes overlapped, zoo bug 4, must not send it into garbage).
@@ -219,12 +232,7 @@ impl<P: Platform> Slab<P> {
         if c >= crate::size_class::CLASS_TABLE_LEN {
             return false;
         }
-        let stride = class_size(c);
-        let si = stride_inverse(stride);
-        self.stride.load(Relaxed) as usize == stride
-            && self.inv.load(Relaxed) == si.inv
-            && self.inv_shift.load(Relaxed) == si.shift
-            && self.cache_offset.load(Relaxed) as usize == cache_offset(c)
+        self.lookup_fields_are(c)
             && self.start.load(Relaxed) != 0
             && self.carved_blocks.load(Relaxed) == self.carved.get() as usize
             && self.carved.get() <= self.capacity.get()
