@@ -33,7 +33,7 @@ use crate::segment::Segment;
 use crate::size_class::{
     class_for, class_of, class_of_size, class_size, MAX_CLASSES, SMALL_LOOKUP_LEN, SMALL_LOOKUP_MAX,
 };
-use crate::slab::{BlockLookup, Slab, SlabState};
+use crate::slab::{cache_offset, BlockLookup, Slab, SlabState};
 use crate::stats::HeapStats;
 use crate::thread_cache::ThreadCache;
 use crate::zoo::{Bug, Zoo};
@@ -63,10 +63,13 @@ pub(crate) struct HeapClass<P: Platform> {
 pub struct HeapData<P: Platform> {
     // ---- hot: the fast paths read only these ----
     pub(crate) caches: [ThreadCache; MAX_CLASSES],
-    /// A copy of the size -> class table for requests up to
-    /// `SMALL_LOOKUP_MAX` (indexed by `(size + 15) >> 4`), so the malloc fast
-    /// path reads it next to the caches instead of through a GOT entry.
-    pub(crate) class_lookup: [u8; SMALL_LOOKUP_LEN],
+    /// For requests up to `SMALL_LOOKUP_MAX` (indexed by `(size + 15) >>
+    /// 4`): the [`cache_offset`] of the size's class, so the malloc fast
+    /// path goes from the size to its cache head in one load and no shift,
+    /// read next to the caches instead of through a GOT entry. (Offsets
+    /// rather than class indices: pair 0.413 -> 0.384 s, together with the
+    /// u32 `Slab::cache_offset`.)
+    pub(crate) cache_lookup: [u16; SMALL_LOOKUP_LEN],
     pub(crate) free_countdown: u32,
     /// True from a flush until the next refill (I5 applies then).
     pub(crate) flushed: bool,
@@ -154,7 +157,7 @@ impl<P: Platform> HeapData<P> {
         let caches = core::array::from_fn(|c| ThreadCache::new(cfg.cache_capacity(class_size(c))));
         HeapData {
             caches,
-            class_lookup: core::array::from_fn(|i| class_of(i * 16) as u8),
+            cache_lookup: core::array::from_fn(|i| cache_offset(class_of(i * 16)) as u16),
             free_countdown: cfg.drain_interval.max(1),
             flushed: false,
             id,
@@ -197,7 +200,7 @@ impl<P: Platform> HeapData<P> {
 
     /// [`alloc`](Self::alloc) for an alignment already known to be a power
     /// of two (a `Layout`'s, or the C ABI's default): the fast path is a
-    /// class lookup, a pop and one branch.
+    /// cache lookup, a pop and one branch.
     #[inline(always)]
     pub fn alloc_pow2(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
         self.pop_small(
@@ -268,10 +271,10 @@ impl<P: Platform> HeapData<P> {
     }
 
     /// The fast path: a request with the default alignment that a slab
-    /// class serves, from the thread cache (a class lookup, a pop, one
+    /// class serves, from the thread cache (a cache lookup, a pop, one
     /// branch) as a live block given to `hit`; anything else goes to
-    /// `miss`. Up to `SMALL_LOOKUP_MAX` bytes the class comes from the
-    /// heap's table; beyond, from `class_of_size`'s arithmetic (a
+    /// `miss`. Up to `SMALL_LOOKUP_MAX` bytes the cache's offset comes from
+    /// the heap's table; beyond, from `class_of_size`'s arithmetic (a
     /// leading-zero count and shifts), still without a call.
     #[inline(always)]
     fn pop_small<R>(
@@ -283,42 +286,46 @@ impl<P: Platform> HeapData<P> {
     ) -> R {
         debug_assert!(align.is_power_of_two());
         if align <= MIN_ALIGN {
-            let c = if size <= SMALL_LOOKUP_MAX {
-                self.small_class(size)
+            let off = if size <= SMALL_LOOKUP_MAX {
+                self.small_cache_offset(size)
             } else if size <= P::GEOMETRY.mid_max_size {
                 // Laid out of line, so the small path falls straight
                 // through to the pop (a taken branch there cost pair ~30 %).
                 cold_path();
-                class_of_size(size)
+                cache_offset(class_of_size(size))
             } else {
                 return miss(self);
             };
-            // SAFETY: `class_of` of a size up to SMALL_LOOKUP_MAX is below
-            // every geometry's class count (LayoutChecks), and the class
+            // SAFETY: `off` is `cache_offset` of a class below the class
+            // count: for sizes up to SMALL_LOOKUP_MAX, `class_of` is below
+            // every geometry's class count (LayoutChecks); beyond, the class
             // count is `class_of_size(mid_max_size) + 1`, which bounds
             // `class_of_size` (monotonic) of every size up to `mid_max_size`.
-            let cache = unsafe { self.caches.get_unchecked_mut(c) };
+            let cache = unsafe { &mut *self.caches.as_mut_ptr().byte_add(off) };
             let b = cache.pop();
             if !b.is_null() {
                 if CHECKED {
                     // SAFETY: a cached block is a free block of one of our slabs.
                     unsafe { block::make_live(b) };
                 }
-                self.allocator()
-                    .os
-                    .mark_block(b.cast(), class_size(c), true);
+                self.allocator().os.mark_block(
+                    b.cast(),
+                    class_size(off / core::mem::size_of::<ThreadCache>()),
+                    true,
+                );
                 return hit(self, b.cast());
             }
         }
         miss(self)
     }
 
-    /// The class of a request of at most `SMALL_LOOKUP_MAX` bytes.
+    /// The cache offset of the class of a request of at most
+    /// `SMALL_LOOKUP_MAX` bytes.
     #[inline(always)]
-    fn small_class(&self, size: usize) -> usize {
+    fn small_cache_offset(&self, size: usize) -> usize {
         debug_assert!(size <= SMALL_LOOKUP_MAX);
         // SAFETY: (size + 15) >> 4 <= SMALL_LOOKUP_LEN - 1 for such sizes.
-        unsafe { *self.class_lookup.get_unchecked((size + 15) >> 4) as usize }
+        unsafe { *self.cache_lookup.get_unchecked((size + 15) >> 4) as usize }
     }
 
     #[cold]

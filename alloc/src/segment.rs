@@ -273,7 +273,8 @@ impl<P: Platform> LayoutChecks<P> {
             "a slab's blocks must fit the remote queue's node count (REMOTE-COUNT)"
         );
         assert!(
-            core::mem::offset_of!(Slab<P>, cache_offset) + size_of::<u16>() <= 64
+            core::mem::offset_of!(Slab<P>, cache_offset) + size_of::<u32>() <= 64
+                && core::mem::offset_of!(Slab<P>, inv_shift) < 64
                 && core::mem::offset_of!(Slab<P>, class_idx) < 64
                 && core::mem::offset_of!(Slab<P>, remote) >= 64,
             "the fields every free reads share slab line 0, and remote pushes stay out of it"

@@ -30,9 +30,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{
-    AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
-};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use crate::block::{self, Block};
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
@@ -75,8 +73,6 @@ pub(crate) struct Slab<P: Platform> {
     pub(crate) free_local: Cell<*mut Block>,
     /// Block size in bytes (`class_size(class_idx)`).
     pub(crate) stride: AtomicU32,
-    /// `stride_inverse(stride).shift`.
-    pub(crate) inv_shift: AtomicU32,
     /// Length of `free_local`.
     pub(crate) free_count: Cell<u32>,
     /// Blocks handed out of this slab and not yet back on `free_local`:
@@ -84,16 +80,20 @@ pub(crate) struct Slab<P: Platform> {
     pub(crate) used: Cell<u32>,
     /// Blocks carved so far (bump pointer, in blocks).
     pub(crate) carved: Cell<u32>,
-    /// Size class, or `CLASS_NONE`.
-    pub(crate) class_idx: AtomicU8,
     /// [`cache_offset`]`(class_idx)`: where the owner's cache of the class
     /// lies in its cache array. The free path indexes with it directly; an
     /// index from `class_idx` took a zero-extension and a shift more, on
     /// the path from the slab's line to the cache head (pair 0.449 ->
     /// 0.417 s). In line 0 with the other fields every free reads
     /// (asserted in `LayoutChecks`): in line 1 a local free would miss on
-    /// it after each remote push to the slab.
-    pub(crate) cache_offset: AtomicU16,
+    /// it after each remote push to the slab. A u32, not a u16: LLVM
+    /// zero-extended a u16 load twice.
+    pub(crate) cache_offset: AtomicU32,
+    /// `stride_inverse(stride).shift` (at most 63; a byte, so that the u32
+    /// `cache_offset` still fits line 0).
+    pub(crate) inv_shift: AtomicU8,
+    /// Size class, or `CLASS_NONE`.
+    pub(crate) class_idx: AtomicU8,
     // ---- line 1: pushed to by remote frees; owner-only and list fields ----
     /// Blocks freed by other threads (see remote.rs).
     pub(crate) remote: RemoteStack<P>,
@@ -124,13 +124,13 @@ impl<P: Platform> Slab<P> {
             owner: AtomicUsizeOps::new(NO_OWNER),
             free_local: Cell::new(ptr::null_mut()),
             stride: AtomicU32::new(0),
-            inv_shift: AtomicU32::new(0),
+            inv_shift: AtomicU8::new(0),
             free_count: Cell::new(0),
             used: Cell::new(0),
             carved: Cell::new(0),
             capacity: Cell::new(0),
             class_idx: AtomicU8::new(CLASS_NONE),
-            cache_offset: AtomicU16::new(0),
+            cache_offset: AtomicU32::new(0),
             state: Cell::new(SlabState::Free),
             remote: RemoteStack::new(),
             next: Cell::new(ptr::null_mut()),
@@ -170,7 +170,7 @@ impl<P: Platform> Slab<P> {
         self.stride.store(stride as u32, Relaxed);
         let si = stride_inverse(stride);
         self.inv.store(si.inv, Relaxed);
-        self.inv_shift.store(si.shift, Relaxed);
+        self.inv_shift.store(si.shift as u8, Relaxed);
         self.start.store(start, Relaxed);
         self.carved_blocks.store(0, Relaxed);
         self.capacity.set(capacity as u32);
@@ -180,7 +180,7 @@ impl<P: Platform> Slab<P> {
         self.free_local.set(ptr::null_mut());
         self.class_idx.store(class_idx as u8, Relaxed);
         self.cache_offset
-            .store(cache_offset(class_idx) as u16, Relaxed);
+            .store(cache_offset(class_idx) as u32, Relaxed);
     }
 
     /// Returns the slab to the free state (the pool does the rest).
@@ -203,7 +203,11 @@ impl<P: Platform> Slab<P> {
     #[inline(always)]
     pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
         let off = addr.wrapping_sub(self.start.load(Relaxed));
-        let q = block_quotient(off, self.inv.load(Relaxed), self.inv_shift.load(Relaxed));
+        let q = block_quotient(
+            off,
+            self.inv.load(Relaxed),
+            self.inv_shift.load(Relaxed) as u32,
+        );
         if q < self.carved_blocks.load(Relaxed) as u64 {
             Ok(q as usize)
         } else {
@@ -220,7 +224,7 @@ impl<P: Platform> Slab<P> {
         let si = stride_inverse(stride);
         self.stride.load(Relaxed) as usize == stride
             && self.inv.load(Relaxed) == si.inv
-            && self.inv_shift.load(Relaxed) == si.shift
+            && self.inv_shift.load(Relaxed) as u32 == si.shift
             && self.cache_offset.load(Relaxed) as usize == cache_offset(c)
     }
 
@@ -499,7 +503,7 @@ pub(crate) const fn cache_offset(c: usize) -> usize {
 
 const _: () = assert!(
     cache_offset(crate::size_class::MAX_CLASSES) <= u16::MAX as usize,
-    "cache offsets fit the slab record's u16"
+    "cache offsets fit the heap's u16 lookup table (`HeapData::cache_lookup`)"
 );
 
 /// Why an address is not a block start of a slab.
