@@ -112,7 +112,7 @@ impl<P: Platform> Allocator<P> {
             hl.next_id += 1;
             // SAFETY: the slot is ours, aligned and large enough.
             unsafe {
-                ptr::write(slot, HeapData::new(self, id, self.key.load(Relaxed)));
+                HeapData::place(slot, HeapData::new(self, id, self.key.load(Relaxed)));
                 hl.live.push_front(slot);
             }
             self.stats.heaps_created.add(1);

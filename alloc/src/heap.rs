@@ -35,7 +35,7 @@ use crate::size_class::{
 };
 use crate::slab::{cache_offset, BlockLookup, Slab, SlabState};
 use crate::stats::HeapStats;
-use crate::thread_cache::ThreadCache;
+use crate::thread_cache::{cache_at, ThreadCache};
 use crate::zoo::{Bug, Zoo};
 
 use core::sync::atomic::Ordering::Relaxed;
@@ -64,12 +64,15 @@ pub struct HeapData<P: Platform> {
     // ---- hot: the fast paths read only these ----
     pub(crate) caches: [ThreadCache; MAX_CLASSES],
     /// For requests up to `SMALL_LOOKUP_MAX` (indexed by `(size + 15) >>
-    /// 4`): the [`cache_offset`] of the size's class, so the malloc fast
-    /// path goes from the size to its cache head in one load and no shift,
-    /// read next to the caches instead of through a GOT entry. (Offsets
-    /// rather than class indices: pair 0.413 -> 0.384 s, together with the
-    /// u32 `Slab::cache_offset`.)
-    pub(crate) cache_lookup: [u16; SMALL_LOOKUP_LEN],
+    /// 4`): the cache of the size's class, `&caches[class_of(size)]`, so the
+    /// malloc fast path goes from the size to its cache in one load, with
+    /// the cache's address in a register of its own (see
+    /// [`cache_at`](crate::thread_cache::cache_at) for why that matters),
+    /// read next to the caches instead of through a GOT entry. Filled by
+    /// [`place`](Self::place) at the record's final address; a wrong entry
+    /// would cache blocks of one class in another's cache, which the
+    /// checker's I4 clause reports.
+    pub(crate) cache_ptrs: [*mut ThreadCache; SMALL_LOOKUP_LEN],
     pub(crate) free_countdown: u32,
     /// True from a flush until the next refill (I5 applies then).
     pub(crate) flushed: bool,
@@ -157,7 +160,8 @@ impl<P: Platform> HeapData<P> {
         let caches = core::array::from_fn(|c| ThreadCache::new(cfg.cache_capacity(class_size(c))));
         HeapData {
             caches,
-            cache_lookup: core::array::from_fn(|i| cache_offset(class_of(i * 16)) as u16),
+            // Filled by `place`, once the record is where it stays.
+            cache_ptrs: [ptr::null_mut(); SMALL_LOOKUP_LEN],
             free_countdown: cfg.drain_interval.max(1),
             flushed: false,
             id,
@@ -173,6 +177,25 @@ impl<P: Platform> HeapData<P> {
             stats: HeapStats::new(),
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
+        }
+    }
+
+    /// Writes `heap` to `slot`, where the record stays for its whole life,
+    /// and points its `cache_ptrs` at its own caches there.
+    ///
+    /// # Safety
+    /// `slot` is valid for writes, aligned, and holds no live record; the
+    /// record is never moved from it.
+    pub(crate) unsafe fn place(slot: *mut Self, heap: Self) {
+        // SAFETY: per the contract; the table's entries are in-bounds
+        // offsets of the cache array (`class_of` of a size up to
+        // SMALL_LOOKUP_MAX is below MAX_CLASSES, see LayoutChecks).
+        unsafe {
+            ptr::write(slot, heap);
+            let caches = ptr::addr_of_mut!((*slot).caches).cast::<ThreadCache>();
+            for (i, p) in (*slot).cache_ptrs.iter_mut().enumerate() {
+                *p = caches.byte_add(cache_offset(class_of(i * 16)));
+            }
         }
     }
 
@@ -286,46 +309,49 @@ impl<P: Platform> HeapData<P> {
     ) -> R {
         debug_assert!(align.is_power_of_two());
         if align <= MIN_ALIGN {
-            let off = if size <= SMALL_LOOKUP_MAX {
-                self.small_cache_offset(size)
+            let cache = if size <= SMALL_LOOKUP_MAX {
+                self.small_cache(size)
             } else if size <= P::GEOMETRY.mid_max_size {
                 // Laid out of line, so the small path falls straight
                 // through to the pop (a taken branch there cost pair ~30 %).
                 cold_path();
-                cache_offset(class_of_size(size))
+                // SAFETY: the class count is `class_of_size(mid_max_size) +
+                // 1`, which bounds `class_of_size` (monotonic) of every size
+                // up to `mid_max_size`: an in-bounds cache offset.
+                unsafe { cache_at(self.caches.as_mut_ptr(), cache_offset(class_of_size(size))) }
             } else {
                 return miss(self);
             };
-            // SAFETY: `off` is `cache_offset` of a class below the class
-            // count: for sizes up to SMALL_LOOKUP_MAX, `class_of` is below
-            // every geometry's class count (LayoutChecks); beyond, the class
-            // count is `class_of_size(mid_max_size) + 1`, which bounds
-            // `class_of_size` (monotonic) of every size up to `mid_max_size`.
-            let cache = unsafe { &mut *self.caches.as_mut_ptr().byte_add(off) };
+            // SAFETY: either way, one of this heap's caches (`place` filled
+            // the table), not otherwise borrowed here.
+            let cache = unsafe { &mut *cache };
             let b = cache.pop();
             if !b.is_null() {
                 if CHECKED {
                     // SAFETY: a cached block is a free block of one of our slabs.
                     unsafe { block::make_live(b) };
                 }
-                self.allocator().os.mark_block(
-                    b.cast(),
-                    class_size(off / core::mem::size_of::<ThreadCache>()),
-                    true,
-                );
+                if <P::Os as Os>::MARKS_BLOCKS {
+                    let off = cache as *mut ThreadCache as usize - self.caches.as_ptr() as usize;
+                    self.allocator().os.mark_block(
+                        b.cast(),
+                        class_size(off / core::mem::size_of::<ThreadCache>()),
+                        true,
+                    );
+                }
                 return hit(self, b.cast());
             }
         }
         miss(self)
     }
 
-    /// The cache offset of the class of a request of at most
-    /// `SMALL_LOOKUP_MAX` bytes.
+    /// The cache of the class of a request of at most `SMALL_LOOKUP_MAX`
+    /// bytes.
     #[inline(always)]
-    fn small_cache_offset(&self, size: usize) -> usize {
+    fn small_cache(&self, size: usize) -> *mut ThreadCache {
         debug_assert!(size <= SMALL_LOOKUP_MAX);
         // SAFETY: (size + 15) >> 4 <= SMALL_LOOKUP_LEN - 1 for such sizes.
-        unsafe { *self.cache_lookup.get_unchecked((size + 15) >> 4) as usize }
+        unsafe { *self.cache_ptrs.get_unchecked((size + 15) >> 4) }
     }
 
     #[cold]
@@ -543,10 +569,10 @@ impl<P: Platform> HeapData<P> {
             // SAFETY: the slab's class is below the class count, and its
             // cache offset is the class's index in bytes.
             let cache = unsafe {
-                &mut *self
-                    .caches
-                    .as_mut_ptr()
-                    .byte_add(slab.cache_offset.load(Relaxed) as usize)
+                &mut *cache_at(
+                    self.caches.as_mut_ptr(),
+                    slab.cache_offset.load(Relaxed) as usize,
+                )
             };
             // SAFETY: the block was live and is ours to link.
             unsafe {

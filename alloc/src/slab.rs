@@ -502,8 +502,8 @@ pub(crate) const fn cache_offset(c: usize) -> usize {
 }
 
 const _: () = assert!(
-    cache_offset(crate::size_class::MAX_CLASSES) <= u16::MAX as usize,
-    "cache offsets fit the heap's u16 lookup table (`HeapData::cache_lookup`)"
+    cache_offset(crate::size_class::MAX_CLASSES) <= u32::MAX as usize,
+    "cache offsets fit the slab record's field"
 );
 
 /// Why an address is not a block start of a slab.
