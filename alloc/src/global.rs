@@ -266,10 +266,10 @@ pub fn free_or_abort_ptr(p: *mut u8, op: &str) {
         // the heap: its load does not wait for the thread-local chain
         // (GOT, %fs, heap) that finding the heap is. Address 0's granule
         // never holds a segment, so a null goes to the cold call.
-        let byte = GLOBAL
+        let (byte, granule) = GLOBAL
             .registry
-            .byte_after_init::<NativeOs>(addr, Native::GEOMETRY.segment_shift);
-        if h.free_fast_byte(addr, byte) {
+            .granule_after_init::<NativeOs>(addr, Native::GEOMETRY.segment_shift);
+        if h.free_fast_byte(addr, granule, byte) {
             return;
         }
     }

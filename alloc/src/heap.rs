@@ -529,29 +529,38 @@ impl<P: Platform> HeapData<P> {
             .registry
             .with_fixed_bounds::<P::Os>(shift)
             .byte(addr, shift);
-        self.free_fast_byte(addr, byte)
+        self.free_fast_byte(addr, addr & !P::GEOMETRY.segment_mask(), byte)
     }
 
     /// [`free_fast`](Self::free_fast) of the address `addr` given the
-    /// registry byte of its granule (read by a caller that can reach the
-    /// registry sooner). The granule of address 0 never holds a segment
-    /// (no mapping starts at 0), so a null `addr` returns false.
+    /// registry byte `byte` of the granule starting at `granule` (read by a
+    /// caller that can reach the registry sooner): `addr`'s own granule,
+    /// or one it aliases (see `Registry::granule_after_init`; the
+    /// block-start test then refuses `addr`). The granule of address 0
+    /// never holds a segment (no mapping starts at 0), so a null `addr`
+    /// returns false.
     #[inline(always)]
-    pub(crate) fn free_fast_byte(&mut self, addr: usize, byte: u8) -> bool {
-        match byte {
-            SEG_SMALL => self.free_in_segment(addr, P::GEOMETRY.small_slab_shift),
-            SEG_MID => self.free_in_segment(addr, P::GEOMETRY.mid_slab_shift),
-            _ => false,
+    pub(crate) fn free_fast_byte(&mut self, addr: usize, granule: usize, byte: u8) -> bool {
+        // Not a `match`: with one, LLVM made the small arm the taken branch.
+        if byte == SEG_SMALL {
+            self.free_in_segment(addr, granule, P::GEOMETRY.small_slab_shift)
+        } else if byte == SEG_MID {
+            self.free_in_segment(addr, granule, P::GEOMETRY.mid_slab_shift)
+        } else {
+            false
         }
     }
 
-    /// [`free_fast`](Self::free_fast) of `addr` in a live segment whose
-    /// slabs are `1 << slab_shift` bytes.
+    /// [`free_fast`](Self::free_fast) of `addr` with the live segment at
+    /// `seg`, whose slabs are `1 << slab_shift` bytes. `addr` is checked
+    /// against that segment's slab record before anything else reads it
+    /// (the `unchecked` baseline, which has no such test, must only be
+    /// given blocks of ours).
     #[inline(always)]
-    fn free_in_segment(&mut self, addr: usize, slab_shift: u32) -> bool {
+    fn free_in_segment(&mut self, addr: usize, seg: usize, slab_shift: u32) -> bool {
         // SAFETY: the registry says a live segment of this kind starts at
-        // the granule, and the slab table of a live segment is initialised.
-        let slab = unsafe { &*Segment::<P>::slab_at(addr, slab_shift) };
+        // `seg`, and the slab table of a live segment is initialised.
+        let slab = unsafe { &*Segment::<P>::slab_in(seg, addr, slab_shift) };
         if CHECKED && slab.check_block(addr).is_err() {
             return false;
         }

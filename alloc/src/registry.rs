@@ -107,22 +107,50 @@ impl Registry {
     /// [`view`](Self::view)), by a thread that has seen `init` complete
     /// (it has a heap of this allocator): no bounds to load, and no
     /// per-thread state to reach first, so the load can start before the
-    /// thread's heap pointer is known.
+    /// thread's heap pointer is known. Returns the byte and the start of
+    /// the granule it describes.
+    ///
+    /// When the fixed range starts at 0 and holds a power of two of
+    /// granules (natively: 2^26 granules of 2 MiB, the 47-bit user space),
+    /// the index is `addr >> segment_shift` masked to the table, with no
+    /// range test: an address beyond the range reads the byte of the
+    /// granule its low bits name, and the start returned is that
+    /// granule's, which `addr` is then not in. (The free path takes the
+    /// slab record from the returned start, so it reads only our metadata,
+    /// and its block-start test compares `addr` itself: an alias is at
+    /// least `2^47 - 2^21` bytes from any block of that segment and fails
+    /// it, and the cold path then reports the pointer as not ours. A
+    /// shift, a copy and a branch fewer per free: pair, fixed-16,
+    /// glibc-simple and random-mixed 0 to 1.4 % faster, pinned medians of
+    /// 7, three sets of runs.) Otherwise the byte is 0 outside the range
+    /// and the start is `addr`'s own granule.
     #[inline(always)]
-    pub(crate) fn byte_after_init<O: Os>(&self, addr: usize, segment_shift: u32) -> u8 {
-        if O::FIXED_RANGE.is_none() {
-            return self.view().map_or(0, |v| v.byte(addr, segment_shift));
-        }
+    pub(crate) fn granule_after_init<O: Os>(&self, addr: usize, segment_shift: u32) -> (u8, usize) {
+        let own = addr & !((1usize << segment_shift) - 1);
+        let Some((start, end)) = O::FIXED_RANGE else {
+            return (self.view().map_or(0, |v| v.byte(addr, segment_shift)), own);
+        };
         // Relaxed: the caller's own earlier Acquire (through which it got
         // its heap) ordered the Release store of the table before this.
         let table = self.table.load(Ordering::Relaxed);
-        RegistryView {
+        let granules = (end - start) >> segment_shift;
+        if start == 0 && granules.is_power_of_two() {
+            let g = (addr >> segment_shift) & (granules - 1);
+            // SAFETY: `g < granules`, and the table (mapped by `init`, which
+            // the caller has seen) has one byte per granule.
+            let byte = unsafe { (*table.add(g)).load(Ordering::Relaxed) };
+            return (byte, g << segment_shift);
+        }
+        let view = RegistryView {
             table,
             range_start: 0,
             granules: 0,
-        }
-        .with_fixed_bounds::<O>(segment_shift)
-        .byte(addr, segment_shift)
+        };
+        (
+            view.with_fixed_bounds::<O>(segment_shift)
+                .byte(addr, segment_shift),
+            own,
+        )
     }
 
     /// The table mapping, for teardown and the books.

@@ -127,9 +127,16 @@ impl<P: Platform> Segment<P> {
     /// kind byte): no load on the way to the record's address.
     #[inline(always)]
     pub(crate) fn slab_at(addr: usize, slab_shift: u32) -> *mut Slab<P> {
-        let mask = P::GEOMETRY.segment_mask();
-        let base = addr & !mask;
-        let idx = (addr & mask) >> slab_shift;
+        Self::slab_in(addr & !P::GEOMETRY.segment_mask(), addr, slab_shift)
+    }
+
+    /// [`slab_at`](Self::slab_at) in the segment starting at `base`, for
+    /// `addr`'s offset in a segment (its low bits): the record's address
+    /// depends on `base`, so it is one of that segment's records even if
+    /// `addr` lies elsewhere (see `Registry::granule_after_init`).
+    #[inline(always)]
+    pub(crate) fn slab_in(base: usize, addr: usize, slab_shift: u32) -> *mut Slab<P> {
+        let idx = (addr & P::GEOMETRY.segment_mask()) >> slab_shift;
         (base + Self::SLABS_OFFSET + idx * size_of::<Slab<P>>()) as *mut Slab<P>
     }
 

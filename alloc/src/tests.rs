@@ -622,8 +622,10 @@ fn registry_kind_byte_sends_frees_to_the_right_slab_and_is_checked() {
 #[test]
 fn fixed_registry_bounds_read_the_same_bytes_as_the_loaded_ones() {
     // NativeOs has a FIXED_RANGE: the free path compares with constants,
-    // and `byte_after_init` reads the shared table directly. Both must
-    // agree with the view's loaded bounds everywhere, in range or not.
+    // and `granule_after_init` reads the shared table directly, its index
+    // masked. Both must agree with the view's loaded bounds in range; out
+    // of it, the masked read gives the byte and start of the granule the
+    // address aliases, and the fast free must refuse the alias.
     let a = tiny();
     let mut h = a.heap().unwrap();
     let small = h.alloc(32, 16).unwrap();
@@ -651,9 +653,10 @@ fn fixed_registry_bounds_read_the_same_bytes_as_the_loaded_ones() {
             loaded,
             "{addr:#x}"
         );
+        let alias = addr & ((1 << 47) - 1);
         assert_eq!(
-            a.registry.byte_after_init::<NativeOs>(addr, shift),
-            loaded,
+            a.registry.granule_after_init::<NativeOs>(addr, shift),
+            (view.byte(alias, shift), alias & !((1 << shift) - 1)),
             "{addr:#x}"
         );
         kinds.push(loaded);
@@ -670,6 +673,26 @@ fn fixed_registry_bounds_read_the_same_bytes_as_the_loaded_ones() {
             ptr: 0xffff_8000_0000_1000
         })
     );
+    // Addresses above the user range whose low 47 bits are a live small or
+    // mid block: the masked read finds that block's segment, and the fast
+    // free must refuse them (the block-start test); the full free says
+    // they are not ours, and the blocks stay live.
+    for p in [small, mid] {
+        let p = p.as_ptr() as usize;
+        for alias in [p | 1 << 47, p | 0xffff_8000_0000_0000] {
+            let (byte, granule) = a.registry.granule_after_init::<NativeOs>(alias, shift);
+            assert_ne!(byte, 0, "{alias:#x} aliases a live segment");
+            assert!(!h.data().free_fast_byte(alias, granule, byte), "{alias:#x}");
+            let alias = NonNull::new(alias as *mut u8).unwrap();
+            assert_eq!(
+                h.free(alias),
+                Err(FreeError::NotOwned {
+                    ptr: alias.as_ptr() as usize
+                })
+            );
+        }
+    }
+    check(&a, &[small, mid, large]);
     h.free(small).unwrap();
     h.free(mid).unwrap();
     h.free(large).unwrap();

@@ -130,6 +130,8 @@ const MISUSES: &[(&str, &str, &str)] = &[
     ("free_foreign_mmap", "free", NOT_OWNED),
     ("free_garbage", "free", NOT_OWNED),
     ("free_non_canonical_address", "free", NOT_OWNED),
+    ("free_alias_above_user_space", "free", NOT_OWNED),
+    ("free_kernel_half_alias", "free", NOT_OWNED),
     ("free_glibc_block", "free", NOT_OWNED),
     ("free_inside_small_block", "free", INTERIOR),
     ("free_misaligned_small_block", "free", INTERIOR),

@@ -54,6 +54,21 @@ static void free_garbage(void) { do_free((void *)(uintptr_t)0x123450); }
 
 static void free_non_canonical_address(void) { do_free((void *)(uintptr_t)0xdeadbeefdeadbee0ull); }
 
+/* A live block's address with bits above the 47-bit user space set: the
+ * registry index is masked, so this reads the byte of the block's own
+ * segment, and the block-start test must refuse it. */
+static void free_alias_above_user_space(void) {
+    char *p = malloc(64);
+    CHECK(p != NULL, "malloc");
+    do_free((void *)((uintptr_t)p | (1ull << 47)));
+}
+
+static void free_kernel_half_alias(void) {
+    char *p = malloc(2000);
+    CHECK(p != NULL, "malloc");
+    do_free((void *)((uintptr_t)p | 0xffff800000000000ull));
+}
+
 static void free_glibc_block(void) {
     void *p = __libc_malloc(64);
     CHECK(p != NULL, "__libc_malloc");
@@ -212,6 +227,8 @@ static const test_case cases[] = {
     {"free_foreign_mmap", free_foreign_mmap},
     {"free_garbage", free_garbage},
     {"free_non_canonical_address", free_non_canonical_address},
+    {"free_alias_above_user_space", free_alias_above_user_space},
+    {"free_kernel_half_alias", free_kernel_half_alias},
     {"free_glibc_block", free_glibc_block},
     {"free_inside_small_block", free_inside_small_block},
     {"free_misaligned_small_block", free_misaligned_small_block},
