@@ -268,7 +268,7 @@ impl<P: Platform> Allocator<P> {
     }
 
     /// A snapshot of the counters. `large_cached` counts the global large
-    /// cache only (each live heap may hold up to 4 more mappings of its own).
+    /// cache only (each live heap may hold up to 8 more mappings of its own).
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.snapshot();
         self.stats.exited.add_to(&mut s);

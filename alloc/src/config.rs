@@ -25,8 +25,8 @@ pub struct Config {
     /// Default 64 MiB, 64 mappings; the count is capped at 256.
     pub large_cache_bytes: usize,
     pub large_cache_count: usize,
-    /// Freed large mappings each heap keeps for itself (up to 4, at most
-    /// this many bytes), reused without a lock. Default 4 MiB.
+    /// Freed large mappings each heap keeps for itself (up to 8, at most
+    /// this many bytes), reused without a lock. Default 8 MiB.
     pub large_local_bytes: usize,
     /// Bytes of retired slabs kept committed (in retirement order) before
     /// the oldest are decommitted. Default 8 MiB.
@@ -50,7 +50,7 @@ impl Config {
         segment_cache_bytes: 32 << 20,
         large_cache_bytes: 64 << 20,
         large_cache_count: 64,
-        large_local_bytes: 4 << 20,
+        large_local_bytes: 8 << 20,
         decommit_delay_bytes: 8 << 20,
         retain_bytes: 0,
         tag_key: 0,

@@ -215,8 +215,14 @@ impl LargeState {
     }
 }
 
-/// How many freed mappings a heap keeps for itself.
-pub(crate) const LOCAL_SLOTS: usize = 4;
+/// How many freed mappings a heap keeps for itself. Eight (and 8 MiB, see
+/// `Config::large_local_bytes`) rather than four and 4 MiB: with four, a
+/// request in mid-large's 32 KiB..1 MiB range found its best fit locally
+/// too rarely and took the global cache's lock on most large allocations
+/// and frees (its `lock cmpxchg`, bouncing between two threads, was 9 % of
+/// the run). mid-large --iters 2000000, medians of 5: 0.379 -> 0.356 s;
+/// mstress 0.203 -> 0.197; peak RSS unchanged.
+pub(crate) const LOCAL_SLOTS: usize = 8;
 
 /// A heap's own cache of freed mappings, oldest first.
 pub(crate) struct LocalLarge {
