@@ -134,10 +134,36 @@ impl<P: Platform> Segment<P> {
     /// `addr`'s offset in a segment (its low bits): the record's address
     /// depends on `base`, so it is one of that segment's records even if
     /// `addr` lies elsewhere (see `Registry::granule_after_init`).
+    ///
+    /// The address is computed into a register of its own (an asm `lea`
+    /// on x86_64), so that the free path reads every field of the record
+    /// as `disp(reg)`: LLVM otherwise addressed the record's fields as
+    /// `disp(idx,base)` and built a third pointer with `lea` and `add` for
+    /// the rest.
     #[inline(always)]
     pub(crate) fn slab_in(base: usize, addr: usize, slab_shift: u32) -> *mut Slab<P> {
-        let idx = (addr & P::GEOMETRY.segment_mask()) >> slab_shift;
-        (base + Self::SLABS_OFFSET + idx * size_of::<Slab<P>>()) as *mut Slab<P>
+        let idx = ((addr & P::GEOMETRY.segment_mask()) >> slab_shift) * size_of::<Slab<P>>();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let a: usize;
+            // SAFETY: computes `idx + base + SLABS_OFFSET` into a register;
+            // reads and writes no memory, no stack and no flags.
+            unsafe {
+                core::arch::asm!(
+                    "lea {a}, [{i} + {b} + {o}]",
+                    a = lateout(reg) a,
+                    i = in(reg) idx,
+                    b = in(reg) base,
+                    o = const Self::SLABS_OFFSET,
+                    options(pure, nomem, nostack, preserves_flags)
+                )
+            };
+            a as *mut Slab<P>
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            (base + Self::SLABS_OFFSET + idx) as *mut Slab<P>
+        }
     }
 
     #[inline]
@@ -281,6 +307,10 @@ impl<P: Platform> LayoutChecks<P> {
         );
         assert!(
             core::mem::offset_of!(Slab<P>, cache_offset) + size_of::<u32>() <= 64
+                && core::mem::offset_of!(Slab<P>, start_inv) < 64
+                && core::mem::offset_of!(Slab<P>, carved_blocks) < 64
+                && core::mem::offset_of!(Slab<P>, inv) < 64
+                && core::mem::offset_of!(Slab<P>, owner) < 64
                 && core::mem::offset_of!(Slab<P>, inv_shift) < 64
                 && core::mem::offset_of!(Slab<P>, class_idx) < 64
                 && core::mem::offset_of!(Slab<P>, remote) >= 64,

@@ -158,6 +158,18 @@ pub const fn block_quotient(off: usize, inv: u64, shift: u32) -> u64 {
     (off as u64).wrapping_mul(inv).rotate_right(shift)
 }
 
+/// [`block_quotient`] of `addr - start` given `start_inv = start * inv`
+/// (wrapping) instead of `start`: the same value, as `(addr - start) * inv
+/// = addr * inv - start * inv` modulo 2^64, with `addr` multiplied as it
+/// comes (what the free path computes).
+#[inline(always)]
+pub const fn block_quotient_at(addr: usize, start_inv: u64, inv: u64, shift: u32) -> u64 {
+    (addr as u64)
+        .wrapping_mul(inv)
+        .wrapping_sub(start_inv)
+        .rotate_right(shift)
+}
+
 const _: () = assert!(class_size(0) == 16 && class_size(7) == 128);
 const _: () = assert!(class_size(8) == 160 && class_size(11) == 256 && class_size(12) == 320);
 const _: () = assert!(class_size(CLASS_TABLE_LEN - 1) == MAX_CLASS_SIZE);
@@ -253,6 +265,34 @@ mod tests {
             // addresses below the slab start wrap around
             for back in 1..(1usize << 12) {
                 check(0usize.wrapping_sub(back));
+            }
+        }
+    }
+
+    #[test]
+    fn block_quotient_at_is_block_quotient_of_the_offset() {
+        let starts = [
+            0x1000usize,
+            0x2000_0004_1040,
+            0x7fff_ffe0_0040,
+            0x5555_5555_5550,
+        ];
+        for c in 0..CLASS_TABLE_LEN {
+            let StrideInverse { inv, shift } = stride_inverse(class_size(c));
+            for start in starts {
+                let start_inv = (start as u64).wrapping_mul(inv);
+                for off in (0..(1usize << 20))
+                    .step_by(13)
+                    .chain([usize::MAX, 1 << 47, 1 << 63])
+                {
+                    for addr in [start.wrapping_add(off), start.wrapping_sub(off)] {
+                        assert_eq!(
+                            block_quotient_at(addr, start_inv, inv, shift),
+                            block_quotient(addr.wrapping_sub(start), inv, shift),
+                            "class {c} start {start:#x} addr {addr:#x}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -35,7 +35,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::
 use crate::block::{self, Block};
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
 use crate::remote::{RemoteStack, Taken};
-use crate::size_class::{block_quotient, class_size, stride_inverse};
+use crate::size_class::{block_quotient_at, class_size, stride_inverse};
 use crate::thread_cache::ThreadCache;
 use crate::zoo::{Bug, Zoo};
 
@@ -59,8 +59,12 @@ pub enum SlabState {
 #[repr(C, align(64))]
 pub(crate) struct Slab<P: Platform> {
     // ---- line 0: read by every free; written on bind, retire and carve ----
-    /// Address of block 0; 0 while free.
-    pub(crate) start: AtomicUsize,
+    /// `start * inv` (wrapping; 0 while free): the block-start test then
+    /// multiplies `addr` itself, `addr * inv - start_inv` being
+    /// `(addr - start) * inv` modulo 2^64 (one copy and a subtraction of
+    /// `start` fewer per free: pair 0.303 -> 0.292 s with the pinned
+    /// record address of `Segment::slab_in`).
+    pub(crate) start_inv: AtomicU64,
     /// Blocks carved so far, readable by any freeing thread (`carved` is
     /// the owner's copy).
     pub(crate) carved_blocks: AtomicUsize,
@@ -97,6 +101,9 @@ pub(crate) struct Slab<P: Platform> {
     // ---- line 1: pushed to by remote frees; owner-only and list fields ----
     /// Blocks freed by other threads (see remote.rs).
     pub(crate) remote: RemoteStack<P>,
+    /// Address of block 0; 0 while free. (The free path reads `start_inv`
+    /// instead; this is for the slow paths and the checker.)
+    pub(crate) start: AtomicUsize,
     /// Blocks that fit in the block area.
     pub(crate) capacity: Cell<u32>,
     pub(crate) state: Cell<SlabState>,
@@ -119,6 +126,7 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn new() -> Self {
         Slab {
             start: AtomicUsize::new(0),
+            start_inv: AtomicU64::new(0),
             carved_blocks: AtomicUsize::new(0),
             inv: AtomicU64::new(0),
             owner: AtomicUsizeOps::new(NO_OWNER),
@@ -172,6 +180,8 @@ impl<P: Platform> Slab<P> {
         self.inv.store(si.inv, Relaxed);
         self.inv_shift.store(si.shift as u8, Relaxed);
         self.start.store(start, Relaxed);
+        self.start_inv
+            .store((start as u64).wrapping_mul(si.inv), Relaxed);
         self.carved_blocks.store(0, Relaxed);
         self.capacity.set(capacity as u32);
         self.carved.set(0);
@@ -187,6 +197,7 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn unbind(&self) {
         self.class_idx.store(CLASS_NONE, Relaxed);
         self.start.store(0, Relaxed);
+        self.start_inv.store(0, Relaxed);
         self.carved_blocks.store(0, Relaxed);
         self.owner.store(NO_OWNER, Relaxed);
         self.free_local.set(ptr::null_mut());
@@ -202,29 +213,32 @@ impl<P: Platform> Slab<P> {
     /// one compare (see `stride_inverse`).
     #[inline(always)]
     pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
-        let off = addr.wrapping_sub(self.start.load(Relaxed));
-        let q = block_quotient(
-            off,
+        let q = block_quotient_at(
+            addr,
+            self.start_inv.load(Relaxed),
             self.inv.load(Relaxed),
             self.inv_shift.load(Relaxed) as u32,
         );
         if q < self.carved_blocks.load(Relaxed) as u64 {
             Ok(q as usize)
         } else {
-            Err(self.not_a_block(off))
+            Err(self.not_a_block(addr.wrapping_sub(self.start.load(Relaxed))))
         }
     }
 
     /// Whether the fields the free path derives from the class (stride,
-    /// its inverse, the cache offset) are class `c`'s: the checker's I2
-    /// SLAB-BOUNDS clause and [`record_consistent`](Self::record_consistent)
-    /// both ask this. `c` must be below `CLASS_TABLE_LEN`.
+    /// its inverse, `start_inv`, the cache offset) are class `c`'s (and
+    /// `start`'s): the checker's I2 SLAB-BOUNDS clause and
+    /// [`record_consistent`](Self::record_consistent) both ask this. `c`
+    /// must be below `CLASS_TABLE_LEN`.
     pub(crate) fn lookup_fields_are(&self, c: usize) -> bool {
         let stride = class_size(c);
         let si = stride_inverse(stride);
+        let start = self.start.load(Relaxed) as u64;
         self.stride.load(Relaxed) as usize == stride
             && self.inv.load(Relaxed) == si.inv
             && self.inv_shift.load(Relaxed) as u32 == si.shift
+            && self.start_inv.load(Relaxed) == start.wrapping_mul(si.inv)
             && self.cache_offset.load(Relaxed) as usize == cache_offset(c)
     }
 
