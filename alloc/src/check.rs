@@ -572,7 +572,7 @@ impl<P: Platform> Walk<'_, P> {
             return Err(fail(
                 Invariant::I2,
                 "SLAB-BOUNDS",
-                "stride, its inverse or the cache offset is not the class's",
+                "stride, its inverse, start_inv or the cache offset is not the class's",
             )
             .at_slab(slab_ptr));
         }

@@ -15,6 +15,7 @@
 //!                `[start, start + capacity * stride)` lies inside the slab
 //!                and after the segment header, and the lookup fields
 //!                (stride, its inverse, the cache offset) are the class's
+//!                and `start_inv` is `start * inv`
 //! I3 SLAB-USED   `carved == used + free_count` and `free_count` is the
 //!                length of `free_local`; `used` counts live, cached and
 //!                remote-freed blocks
