@@ -8,16 +8,19 @@ use crate::zoo::Zoo;
 /// within a few ops, for the simulation and shuttle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Frees (by the owning heap) between two periodic drains, in which
-    /// every class cache gives half its blocks back to their slabs so that
-    /// slabs can become empty. Default 262144 (2^18): a drain also halves
-    /// the caches of classes in active use, which then refill from the
-    /// same slabs, so a short interval is churn. At 16384, glibc-simple
-    /// (batches of up to 1600 blocks) spent 11 % of its time draining;
-    /// pinned medians of 5: 0.195 s at 16384, 0.185 at 65536, 0.180 at
-    /// 262144, 0.170 with none; larson-4t 0.239 -> 0.228, glibc-thread
-    /// 0.105 -> 0.104, others unchanged, peak RSS unchanged. 2^18 frees
-    /// are still a few milliseconds of a busy thread.
+    /// Cache overflows (a free by the owning heap that finds its class's
+    /// cache full) between two periodic drains, in which every class cache
+    /// gives half its blocks back to their slabs so that slabs can become
+    /// empty. The fast paths count nothing (see `HeapData::overflows_left`).
+    /// Refills do not count: a refill is how a
+    /// thread that allocates what others free (xmalloc's producer) keeps
+    /// going, and halving its caches every 4096 refills made xmalloc 6 %
+    /// slower and its peak RSS 6 % larger, for nothing to return.
+    /// Default 256. glibc-simple, pinned medians of 7-9, against a drain
+    /// every 2^18 frees counted on free's fast path: 0.177 s -> 0.160 at
+    /// 256 overflows (64: 0.168, 1024: 0.166-0.169; no periodic drain at
+    /// all: 0.161); pair 0.297 -> 0.282; larson, larson-4t, mstress,
+    /// xmalloc and peak RSS within noise.
     pub drain_interval: u32,
     /// Per-class thread-cache budget in bytes: a class caches
     /// `clamp(cache_bytes / class_size, cache_min, cache_max)` blocks;
@@ -50,7 +53,7 @@ pub struct Config {
 
 impl Config {
     pub const DEFAULT: Config = Config {
-        drain_interval: 1 << 18,
+        drain_interval: 256,
         cache_bytes: 64 * 1024,
         cache_min: 4,
         cache_max: 4096,
@@ -67,7 +70,7 @@ impl Config {
     /// For tiny geometries: small caches, frequent drains, one cached
     /// segment, two cached large mappings, two slabs before decommit.
     pub const TINY: Config = Config {
-        drain_interval: 16,
+        drain_interval: 4,
         cache_bytes: 256,
         cache_min: 2,
         cache_max: 8,

@@ -4,7 +4,7 @@
 //!
 //! Sizes are chosen for the tiny geometry (4 KiB small slabs, 16 KiB mid
 //! slabs, blocks above 2 KiB are large) and the tiny configuration (thread
-//! caches of 2..8 blocks, a periodic drain every 16 frees), so slab-empty,
+//! caches of 2..8 blocks, a periodic drain every 4 cache overflows), so slab-empty,
 //! retire, abandon and adopt transitions happen within a few operations.
 
 use std::collections::VecDeque;
@@ -114,7 +114,7 @@ fn producer_consumer(w: &World) -> Vec<Blk> {
                     let b = h.alloc(SIZES[(i + p) % SIZES.len()]);
                     let to: &Sender<Blk> = if i % 2 == 0 { &tx0 } else { &tx1 };
                     to.send(b).expect("consumers outlive producers");
-                    // Some local traffic: own frees count down to a drain.
+                    // Some local traffic: own allocations and frees.
                     let own = h.alloc(SIZES[i % SIZES.len()]);
                     if i % 3 == 2 {
                         keep.push(own);
