@@ -26,7 +26,6 @@ pub(crate) struct HeapList<P: Platform> {
     free_slots: *mut HeapData<P>,
     /// Chunks of heap records, chained through their first word.
     chunks: *mut u8,
-    next_id: usize,
 }
 
 // SAFETY: only pointers to OS-mapped records, always behind the heaps lock.
@@ -38,7 +37,6 @@ impl<P: Platform> HeapList<P> {
             live: List::new(),
             free_slots: ptr::null_mut(),
             chunks: ptr::null_mut(),
-            next_id: 1,
         }
     }
 }
@@ -108,11 +106,9 @@ impl<P: Platform> Allocator<P> {
             let slot = hl.free_slots;
             // SAFETY: free slots are unused records inside a heap chunk.
             hl.free_slots = unsafe { (*slot).next.get() };
-            let id = hl.next_id;
-            hl.next_id += 1;
             // SAFETY: the slot is ours, aligned and large enough.
             unsafe {
-                HeapData::place(slot, HeapData::new(self, id, self.key.load(Relaxed)));
+                HeapData::place(slot, HeapData::new(self, self.key.load(Relaxed)));
                 hl.live.push_front(slot);
             }
             self.stats.heaps_created.add(1);

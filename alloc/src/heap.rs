@@ -34,7 +34,7 @@ use crate::segment::Segment;
 use crate::size_class::{
     class_for, class_of, class_of_size, class_size, MAX_CLASSES, SMALL_LOOKUP_LEN, SMALL_LOOKUP_MAX,
 };
-use crate::slab::{cache_offset, BlockLookup, Slab, SlabState};
+use crate::slab::{cache_offset, BlockLookup, Slab, SlabState, NO_OWNER};
 use crate::stats::HeapStats;
 use crate::thread_cache::{cache_at, ThreadCache};
 use crate::zoo::{Bug, Zoo};
@@ -81,6 +81,14 @@ pub struct HeapData<P: Platform> {
     pub(crate) overflows_left: u32,
     /// True from a flush until the next refill (I5 applies then).
     pub(crate) flushed: bool,
+    /// The owner id of this heap's slabs: the record's own address (set by
+    /// [`place`](Self::place)), so the free path compares a slab's owner
+    /// with the heap pointer it holds anyway, with no load of an id (free
+    /// 5.5 -> 5.15 TSC ticks in a batch loop of 400 x 32 B). Unique among
+    /// live heaps; a record is reused only after its heap gave up every
+    /// slab (`abandon` stores `NO_OWNER` in each under the pool lock before
+    /// `release_heap` frees the slot under the heaps lock, which the next
+    /// `create_heap` takes), so no slab names a reused record's old heap.
     pub(crate) id: usize,
     pub(crate) key: usize,
     pub(crate) zoo: Zoo,
@@ -160,7 +168,7 @@ impl<P: Platform> DrainWalk<P> {
 }
 
 impl<P: Platform> HeapData<P> {
-    pub(crate) fn new(alloc: &Allocator<P>, id: usize, key: usize) -> Self {
+    pub(crate) fn new(alloc: &Allocator<P>, key: usize) -> Self {
         let cfg = &alloc.config;
         let caches = core::array::from_fn(|c| ThreadCache::new(cfg.cache_capacity(class_size(c))));
         HeapData {
@@ -169,7 +177,8 @@ impl<P: Platform> HeapData<P> {
             cache_ptrs: [ptr::null_mut(); SMALL_LOOKUP_LEN],
             overflows_left: cfg.drain_interval.max(1),
             flushed: false,
-            id,
+            // Set by `place`, once the record is where it stays.
+            id: NO_OWNER,
             key,
             zoo: cfg.zoo,
             registry: alloc.registry_view(),
@@ -186,7 +195,8 @@ impl<P: Platform> HeapData<P> {
     }
 
     /// Writes `heap` to `slot`, where the record stays for its whole life,
-    /// and points its `cache_ptrs` at its own caches there.
+    /// gives it its id (`slot`'s address) and points its `cache_ptrs` at
+    /// its own caches there.
     ///
     /// # Safety
     /// `slot` is valid for writes, aligned, and holds no live record; the
@@ -197,11 +207,20 @@ impl<P: Platform> HeapData<P> {
         // SMALL_LOOKUP_MAX is below MAX_CLASSES, see LayoutChecks).
         unsafe {
             ptr::write(slot, heap);
+            (*slot).id = slot as usize;
             let caches = ptr::addr_of_mut!((*slot).caches).cast::<ThreadCache>();
             for (i, p) in (*slot).cache_ptrs.iter_mut().enumerate() {
                 *p = caches.byte_add(cache_offset(class_of(i * 16)));
             }
         }
+    }
+
+    /// [`id`](Self::id), as the record's address: the same value, which
+    /// the compiler already has in a register.
+    #[inline(always)]
+    fn own_id(&self) -> usize {
+        debug_assert_eq!(self.id, self as *const Self as usize);
+        self as *const Self as usize
     }
 
     /// The allocator, with a lifetime not tied to `self`: a heap never
@@ -579,7 +598,7 @@ impl<P: Platform> HeapData<P> {
                 .os
                 .mark_block(b.cast(), class_size(slab.class()), false);
         }
-        if slab.owner.load(Relaxed) == self.id {
+        if slab.owner.load(Relaxed) == self.own_id() {
             // SAFETY: the slab's class is below the class count, and its
             // cache offset is the class's index in bytes.
             let cache = unsafe {
