@@ -8,19 +8,14 @@ use crate::zoo::Zoo;
 /// within a few ops, for the simulation and shuttle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Cache overflows (a free by the owning heap that finds its class's
-    /// cache full) between two periodic drains, in which every class cache
-    /// gives half its blocks back to their slabs so that slabs can become
-    /// empty. The fast paths count nothing (see `HeapData::overflows_left`).
-    /// Refills do not count: a refill is how a
-    /// thread that allocates what others free (xmalloc's producer) keeps
-    /// going, and halving its caches every 4096 refills made xmalloc 6 %
-    /// slower and its peak RSS 6 % larger, for nothing to return.
-    /// Default 256. glibc-simple, pinned medians of 7-9, against a drain
-    /// every 2^18 frees counted on free's fast path: 0.177 s -> 0.160 at
-    /// 256 overflows (64: 0.168, 1024: 0.166-0.169; no periodic drain at
-    /// all: 0.161); pair 0.297 -> 0.282; larson, larson-4t, mstress,
-    /// xmalloc and peak RSS within noise.
+    /// Refills (by the owning heap) between two periodic drains, in which
+    /// the caches of the classes that look unused since the previous one
+    /// give half their blocks back to their slabs, so that such blocks do
+    /// not keep their slabs from becoming empty for ever (see
+    /// `HeapData::periodic_drain`). The fast paths count nothing. Default
+    /// 256: with unused classes told apart, the interval hardly shows in
+    /// the benchmarks (glibc-simple 0.149-0.151 s at 64 and 256 refills,
+    /// as without periodic drains).
     pub drain_interval: u32,
     /// Per-class thread-cache budget in bytes: a class caches
     /// `clamp(cache_bytes / class_size, cache_min, cache_max)` blocks;

@@ -326,7 +326,7 @@ fn interleaved_drains_return_every_block_to_its_own_slab() {
     // Half of every cache, all classes walked side by side: the books
     // (every block on its own slab's list, `used` and the caches' `room`
     // balanced) hold, and each cache kept half.
-    h.data().drain_all(|k| k / 2);
+    h.data().drain_all(|_, k| k / 2);
     check(&a, &[]);
     for (i, &c) in classes.iter().enumerate() {
         assert_eq!(h.data().caches[c].count(), before[i] / 2, "class {c}");
@@ -339,6 +339,80 @@ fn interleaved_drains_return_every_block_to_its_own_slab() {
         assert_eq!(h.data().caches[c].count(), 0, "class {c}");
     }
     assert!(a.stats().slabs_retired > slabs_before);
+}
+
+#[test]
+fn overflowing_frees_bypass_the_full_cache_to_their_slabs() {
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let c = class_of(48);
+    let cap = h.data().caches[c].cap;
+    let blocks: Vec<_> = (0..4 * cap).map(|_| h.alloc(48, 16).unwrap()).collect();
+    for &b in &blocks {
+        h.free(b).unwrap();
+        // Never over capacity between calls, and the books balance after
+        // every overflowing free (the block went to its slab).
+        assert!(h.data().caches[c].count() <= cap);
+    }
+    assert_eq!(h.data().caches[c].count(), cap);
+    check(&a, &[]);
+}
+
+#[test]
+fn periodic_drains_halve_only_the_caches_left_unused() {
+    // Caches of 16 blocks at most; a periodic drain every 4 refills.
+    let a = Allocator::<Tiny>::new(
+        NativeOs,
+        Config {
+            cache_bytes: 16 * 64,
+            cache_max: 16,
+            drain_interval: 4,
+            ..Config::TINY
+        },
+    );
+    let mut h = a.heap().unwrap();
+    let (idle, busy, other) = (class_of(64), class_of(16), class_of(32));
+    // Class `idle`: a full cache, then left alone.
+    let cap = h.data().caches[idle].cap;
+    let parked: Vec<_> = (0..cap).map(|_| h.alloc(64, 16).unwrap()).collect();
+    for &b in &parked {
+        h.free(b).unwrap();
+    }
+    assert_eq!(h.data().caches[idle].count(), cap);
+    // Class `busy`: one block taken from its cache per round and kept.
+    // Class `other`: batches of twice its cache's capacity, so each round
+    // empties its cache and refills it twice (half a cache each), which
+    // is what drives the periodic drains.
+    let batch_len = 2 * h.data().caches[other].cap as usize;
+    let mut kept = Vec::new();
+    let mut busy_count = Vec::new();
+    let mut idle_count = Vec::new();
+    for _ in 0..24 {
+        kept.push(h.alloc(16, 16).unwrap());
+        let batch: Vec<_> = (0..batch_len).map(|_| h.alloc(32, 16).unwrap()).collect();
+        for b in batch {
+            h.free(b).unwrap();
+        }
+        busy_count.push(h.data().caches[busy].count());
+        idle_count.push(h.data().caches[idle].count());
+        check(&a, &kept);
+    }
+    // The idle class was halved, down to nothing in the end (halving
+    // rounds down); the class in use lost one block a round, to the
+    // program (or refilled when it had none left), none to the drains;
+    // the refilling class kept its blocks.
+    assert!(
+        idle_count.windows(2).all(|w| w[1] <= w[0]),
+        "{idle_count:?}"
+    );
+    assert_eq!(*idle_count.last().unwrap(), 0, "{idle_count:?}");
+    assert!(
+        busy_count
+            .windows(2)
+            .all(|w| w[1] + 1 == w[0] || (w[0] == 0 && w[1] > 0)),
+        "{busy_count:?}"
+    );
+    assert!(h.data().caches[other].count() > 0);
 }
 
 #[test]

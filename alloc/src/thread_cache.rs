@@ -70,6 +70,13 @@ impl ThreadCache {
         (self.cap as i32 - self.room) as u32
     }
 
+    /// A digest of the list's head and length: equal at two moments (bar
+    /// a collision), the cache was most likely not used in between.
+    pub(crate) fn state_hash(&self) -> u32 {
+        let h = self.head as usize;
+        (h ^ (h >> 32)) as u32 ^ (self.room as u32).rotate_left(16)
+    }
+
     #[inline(always)]
     pub(crate) fn is_over(&self) -> bool {
         self.room < 0
