@@ -651,7 +651,12 @@ impl<P: Platform> HeapData<P> {
         }
     }
 
-    #[inline(never)]
+    /// A free by a heap that does not own the block's slab: onto the
+    /// slab's remote queue. Inlined into its `nounwind` call (one jump
+    /// from `free`, no call through the GOT): xmalloc 0.130 -> 0.122 s,
+    /// larson 0.180 -> 0.176 s (every function 64-byte aligned, medians
+    /// of 9-11).
+    #[inline(always)]
     fn free_remote(&mut self, slab: &Slab<P>, b: *mut Block) {
         // SAFETY: the block was live; the push writes its link.
         unsafe { block::make_free(b, ptr::null_mut(), self.key) };
