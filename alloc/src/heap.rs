@@ -687,8 +687,8 @@ impl<P: Platform> HeapData<P> {
     /// stack frame: glibc-simple 0.152 -> 0.145 s (aligned, medians of 9).
     #[inline(always)]
     fn bypass_to_slab(&mut self, slab: &Slab<P>) {
-        // The class is read again here rather than kept live across the
-        // fast path (one register and two moves fewer there).
+        // The cache is found again here rather than kept live across the
+        // fast path (fewer registers and moves there).
         // SAFETY: the slab's class is below the class count (I2), and its
         // cache offset is the class's index in bytes.
         let cache = unsafe {
@@ -701,9 +701,7 @@ impl<P: Platform> HeapData<P> {
         // SAFETY: the free just pushed `b`, a block of `slab`, which we
         // own; its link is the rest of the cache.
         cache.head = unsafe { block::next(b) };
-        // `room` was 0 before that push (TC-BOUND: never below between
-        // calls).
-        cache.room = 0;
+        cache.room += 1;
         // SAFETY: `b` is free (its tag is written) and of `slab`, ours.
         if unsafe { slab.push_local_chain(b, b, 1, self.zoo) } {
             self.bypass_emptied(slab);
@@ -747,9 +745,9 @@ impl<P: Platform> HeapData<P> {
     /// (`seen`, so the fast paths record nothing; a collision only halves
     /// a cache in use, and so does a class used in balanced pairs alone,
     /// which leave head and count as they were: either costs a refill). A
-    /// class in use keeps its cache: its surplus
-    /// reaches its slabs through the overflow path anyway, and halving it
-    /// disturbed the order of its blocks for a long time after
+    /// class in use keeps its cache: its surplus reaches its slabs through
+    /// the overflow path anyway, and halving it disturbed the order of its
+    /// blocks for a long time after
     /// (glibc-simple, medians of 9 with every function 64-byte aligned:
     /// 0.149 s without periodic drains; halving every class every 2^18
     /// overflowing frees, 0.156 s, every 2^16, 0.169 s; halving the
@@ -773,8 +771,8 @@ impl<P: Platform> HeapData<P> {
 
     /// Gives cached blocks back to their slabs, keeping `keep(c, count)`
     /// blocks of class `c`'s cache of `count`, for every class at once;
-    /// retires slabs that become empty (except `current`). The cache walks are
-    /// interleaved, one block of each in turn: cached blocks are often
+    /// retires slabs that become empty (except `current`). The cache walks
+    /// are interleaved, one block of each in turn: cached blocks are often
     /// cold (a thread exit flushes blocks freed long ago), and a walk must
     /// load each block's link before it can go on, so one walk at a time
     /// waits for one cache miss after another, while side by side their

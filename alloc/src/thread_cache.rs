@@ -2,7 +2,8 @@
 //! free blocks with a count and a bounded capacity, owned by one heap.
 //!
 //! TC-BOUND  `cap - room` is the length of the list and, after every free
-//!           returns, `room >= 0` (the free that overflows drains)
+//!           returns, `room >= 0` (the free that overflows sends its block
+//!           on to its slab)
 //!
 //! The cache keeps `room` (free slots left) rather than a count, so the
 //! free fast path is one decrement and a sign test.
