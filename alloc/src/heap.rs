@@ -602,14 +602,7 @@ impl<P: Platform> HeapData<P> {
                 .mark_block(b.cast(), class_size(slab.class()), false);
         }
         if slab.owner.load(Relaxed) == self.own_id() {
-            // SAFETY: the slab's class is below the class count, and its
-            // cache offset is the class's index in bytes.
-            let cache = unsafe {
-                &mut *cache_at(
-                    self.caches.as_mut_ptr(),
-                    slab.cache_offset.load(Relaxed) as usize,
-                )
-            };
+            let cache = Self::slab_cache(&mut self.caches, slab);
             // SAFETY: the block was live and is ours to link.
             unsafe {
                 if CHECKED {
@@ -651,6 +644,24 @@ impl<P: Platform> HeapData<P> {
         }
     }
 
+    /// The cache of `slab`'s class in `caches` (a heap's), from the slab's
+    /// cache offset (see [`cache_at`] for why through it). Takes the array,
+    /// not the heap, so the heap's other fields stay usable beside it.
+    #[inline(always)]
+    fn slab_cache<'c>(
+        caches: &'c mut [ThreadCache; MAX_CLASSES],
+        slab: &Slab<P>,
+    ) -> &'c mut ThreadCache {
+        // SAFETY: the slab's class is below the class count (I2), and its
+        // cache offset is the class's index in bytes.
+        unsafe {
+            &mut *cache_at(
+                caches.as_mut_ptr(),
+                slab.cache_offset.load(Relaxed) as usize,
+            )
+        }
+    }
+
     /// A free by a heap that does not own the block's slab: onto the
     /// slab's remote queue. Inlined into its `nounwind` call (one jump
     /// from `free`, no call through the GOT): xmalloc 0.130 -> 0.122 s,
@@ -689,14 +700,7 @@ impl<P: Platform> HeapData<P> {
     fn bypass_to_slab(&mut self, slab: &Slab<P>) {
         // The cache is found again here rather than kept live across the
         // fast path (fewer registers and moves there).
-        // SAFETY: the slab's class is below the class count (I2), and its
-        // cache offset is the class's index in bytes.
-        let cache = unsafe {
-            &mut *cache_at(
-                self.caches.as_mut_ptr(),
-                slab.cache_offset.load(Relaxed) as usize,
-            )
-        };
+        let cache = Self::slab_cache(&mut self.caches, slab);
         let b = cache.head;
         // SAFETY: the free just pushed `b`, a block of `slab`, which we
         // own; its link is the rest of the cache.
@@ -747,8 +751,8 @@ impl<P: Platform> HeapData<P> {
     /// which leave head and count as they were: either costs a refill). A
     /// class in use keeps its cache: its surplus reaches its slabs through
     /// the overflow path anyway, and halving it disturbed the order of its
-    /// blocks for a long time after
-    /// (glibc-simple, medians of 9 with every function 64-byte aligned:
+    /// blocks for a long time after (glibc-simple, medians of 9 with
+    /// every function 64-byte aligned:
     /// 0.149 s without periodic drains; halving every class every 2^18
     /// overflowing frees, 0.156 s, every 2^16, 0.169 s; halving the
     /// classes that did not refill, 0.156 s, as glibc-simple's 16 and
