@@ -1046,10 +1046,15 @@ impl<P: Platform> Walk<'_, P> {
             )
             .values(large.cached.len, n));
         }
-        if n > self.a.config.large_cache_cap() || bytes > self.a.config.large_cache_bytes {
+        // The byte cap is the one in force at the last insertion, never
+        // below the configured one (see `Allocator::large_cap_bytes`).
+        if n > self.a.config.large_cache_cap()
+            || bytes > large.cap_bytes
+            || (n > 0 && large.cap_bytes < self.a.config.large_cache_bytes)
+        {
             return Err(
                 fail(Invariant::I6, "LARGE-BOOKS", "large cache over its caps")
-                    .values(self.a.config.large_cache_bytes, bytes),
+                    .values(large.cap_bytes, bytes),
             );
         }
         // SAFETY: live heap records, quiescent.
@@ -1104,6 +1109,16 @@ impl<P: Platform> Walk<'_, P> {
                 "LARGE-BOOKS",
                 "large mapping is not a live OS mapping",
             )
+            .at_block(base));
+        }
+        let size = h.map_size.load(Relaxed);
+        if size >= self.a.share_min() && size % P::GEOMETRY.segment_size() != 0 {
+            return Err(fail(
+                Invariant::I6,
+                "LARGE-BOOKS",
+                "a large mapping of at least two segments is no segment multiple",
+            )
+            .values(P::GEOMETRY.segment_size(), size)
             .at_block(base));
         }
         Ok(())

@@ -30,6 +30,10 @@ pub struct Config {
     /// Default 64 MiB, 64 mappings; the count is capped at 256.
     pub large_cache_bytes: usize,
     pub large_cache_count: usize,
+    /// When not 0, the global large cache may hold up to this fraction
+    /// (`1 / large_cache_share`) of all mapped memory if that is more than
+    /// `large_cache_bytes`. Default 3 (see `Allocator::large_cap_bytes`).
+    pub large_cache_share: usize,
     /// Freed large mappings each heap keeps for itself (up to 8, at most
     /// this many bytes), reused without a lock. Default 8 MiB.
     pub large_local_bytes: usize,
@@ -55,6 +59,7 @@ impl Config {
         segment_cache_bytes: 32 << 20,
         large_cache_bytes: 64 << 20,
         large_cache_count: 64,
+        large_cache_share: 3,
         large_local_bytes: 8 << 20,
         decommit_delay_bytes: 8 << 20,
         retain_bytes: 0,
@@ -72,6 +77,7 @@ impl Config {
         segment_cache_bytes: 64 * 1024,
         large_cache_bytes: 256 * 1024,
         large_cache_count: 2,
+        large_cache_share: 0,
         large_local_bytes: 128 * 1024,
         decommit_delay_bytes: 8 * 1024,
         retain_bytes: 0,

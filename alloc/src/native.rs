@@ -195,6 +195,44 @@ unsafe impl Os for NativeOs {
         Ok(dst)
     }
 
+    unsafe fn split(&self, _ptr: NonNull<u8>, _size: usize, _at: usize) -> Result<(), OsError> {
+        // The kernel unmaps and moves any page range: two mappings are two
+        // ranges to us and need no call.
+        Ok(())
+    }
+
+    unsafe fn splice(
+        &self,
+        src: NonNull<u8>,
+        size: usize,
+        dst: NonNull<u8>,
+    ) -> Result<(), OsError> {
+        // MREMAP_FIXED unmaps the pages at `dst` and moves the source's page
+        // table entries there: no copy, no page fault later. The kernel
+        // refuses (EFAULT) a source that spans several VMAs (before Linux
+        // 6.17: one spliced together from pieces); nothing changes then.
+        // SAFETY: per the contract `src`/`size` is one whole mapping of
+        // ours, nothing uses it afterwards, and `[dst, dst + size)` is ours
+        // to replace.
+        let r = unsafe {
+            libc::mremap(
+                src.as_ptr().cast(),
+                size,
+                size,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dst.as_ptr().cast::<libc::c_void>(),
+            )
+        };
+        if r == libc::MAP_FAILED {
+            return Err(OsError {
+                errno: errno(),
+                size,
+                injected: false,
+            });
+        }
+        Ok(())
+    }
+
     unsafe fn commit(&self, _ptr: NonNull<u8>, _size: usize) -> Result<(), OsError> {
         // MADV_DONTNEED leaves the range mapped and zero-filled on next
         // touch: nothing to do.

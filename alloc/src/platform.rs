@@ -116,6 +116,48 @@ pub unsafe trait Os: Send + Sync {
         })
     }
 
+    /// Makes the whole mapping `ptr`/`size` two: `[ptr, ptr + at)` and
+    /// `[ptr + at, ptr + size)`, each then a whole mapping of its own (to
+    /// unmap, remap or splice). Nothing moves. `Err` (the default) if this
+    /// layer cannot.
+    ///
+    /// # Safety
+    /// `ptr`/`size` are exactly one live mapping; `at` is a positive
+    /// multiple of the page size below `size`.
+    unsafe fn split(&self, ptr: NonNull<u8>, size: usize, at: usize) -> Result<(), OsError> {
+        let _ = (ptr, at);
+        Err(OsError {
+            errno: 95, // EOPNOTSUPP
+            size,
+            injected: false,
+        })
+    }
+
+    /// Moves the pages of the whole mapping `src`/`size` (contents and all,
+    /// without copying where the OS can) over `[dst, dst + size)`, which
+    /// lies inside another live mapping; the source mapping is gone
+    /// afterwards. On `Err` (the default: this layer cannot) nothing
+    /// changed.
+    ///
+    /// # Safety
+    /// `src`/`size` are exactly one live, wholly committed mapping, which
+    /// nothing uses after a success; `[dst, dst + size)` is page aligned,
+    /// committed, inside one other live mapping, and nothing else accesses
+    /// it meanwhile.
+    unsafe fn splice(
+        &self,
+        src: NonNull<u8>,
+        size: usize,
+        dst: NonNull<u8>,
+    ) -> Result<(), OsError> {
+        let _ = (src, dst);
+        Err(OsError {
+            errno: 95, // EOPNOTSUPP
+            size,
+            injected: false,
+        })
+    }
+
     /// Gives the physical memory of a range back; its contents are lost.
     ///
     /// # Safety

@@ -31,6 +31,11 @@ pub struct Stats {
     pub large_live: usize,
     pub large_live_bytes: usize,
     pub large_cached: usize,
+    /// Cached large mappings split (a surplus given up) and spliced into
+    /// another (their pages moved in), ever. A split counts as a mapping
+    /// made, a splice as one returned (`maps`, `unmaps`).
+    pub large_splits: usize,
+    pub large_splices: usize,
     /// Thread-cache refills, drains, and frees by non-owners.
     pub refills: usize,
     pub drains: usize,
@@ -97,6 +102,8 @@ pub(crate) struct GlobalStats {
     pub(crate) segments_unmapped: Counter,
     pub(crate) slabs_retired: Counter,
     pub(crate) slabs_decommitted: Counter,
+    pub(crate) large_splits: Counter,
+    pub(crate) large_splices: Counter,
     pub(crate) adoptions: Counter,
     pub(crate) heaps_created: Counter,
     pub(crate) heaps_live: Counter,
@@ -119,6 +126,8 @@ impl GlobalStats {
             segments_unmapped: Counter::new(),
             slabs_retired: Counter::new(),
             slabs_decommitted: Counter::new(),
+            large_splits: Counter::new(),
+            large_splices: Counter::new(),
             adoptions: Counter::new(),
             heaps_created: Counter::new(),
             heaps_live: Counter::new(),
@@ -148,6 +157,8 @@ impl GlobalStats {
             large_live: 0,
             large_live_bytes: 0,
             large_cached: 0,
+            large_splits: self.large_splits.get(),
+            large_splices: self.large_splices.get(),
             adoptions: self.adoptions.get(),
             heaps_live: self.heaps_live.get(),
             heaps_created: self.heaps_created.get(),

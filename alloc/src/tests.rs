@@ -464,6 +464,81 @@ fn large_blocks_are_cached_and_reused() {
 }
 
 #[test]
+fn large_mappings_give_up_their_surplus_and_take_in_cached_pages() {
+    let seg = Geometry::TINY.segment_size();
+    let a = Allocator::<Tiny>::new(
+        NativeOs,
+        Config {
+            large_cache_bytes: 64 * seg,
+            large_cache_count: 16,
+            ..Config::TINY
+        },
+    );
+    assert_eq!(a.share_min(), 2 * seg);
+    let mut h = a.heap().unwrap();
+    // A 16-segment block, freed: one cached mapping.
+    let big = h.alloc(16 * seg - 4096, 16).unwrap();
+    fill(big, 16 * seg - 4096, 0xa1);
+    h.free(big).unwrap();
+    check(&a, &[]);
+    let maps = a.stats().maps;
+    // A 3-segment block fits no cached mapping within 25 %: it takes the
+    // big one's first 3 segments (same address), and the other 13 are
+    // cached on their own (a split: one mapping more, no system call).
+    let head = h.alloc(3 * seg - 4096, 16).unwrap();
+    assert_eq!(head, big, "the split keeps the mapping's start");
+    let s = a.stats();
+    assert_eq!((s.maps, s.large_cached), (maps + 1, 1), "{s:?}");
+    check(&a, &[head]);
+    // The 13 segments serve a block that fits them within 25 %.
+    let tail = h.alloc(12 * seg, 16).unwrap();
+    assert_eq!(
+        tail.as_ptr() as usize,
+        big.as_ptr() as usize + 3 * seg,
+        "the surplus was cached at the segment boundary"
+    );
+    check(&a, &[head, tail]);
+    fill(head, 3 * seg - 4096, 0xb2);
+    fill(tail, 12 * seg, 0xc3);
+    h.free(head).unwrap();
+    h.free(tail).unwrap();
+    check(&a, &[]);
+    // 18 segments: more than either cached mapping. The bigger one (13
+    // segments) is moved to the start of a fresh mapping and the other
+    // after it: resident pages, not fresh zero ones.
+    let (maps, unmaps) = (a.stats().maps, a.stats().unmaps);
+    let n = 18 * seg - 4096;
+    let q = h.alloc(n, 16).unwrap();
+    let s = a.stats();
+    assert_eq!(
+        s.large_cached, 0,
+        "both cached mappings were taken in: {s:?}"
+    );
+    assert_eq!((s.maps, s.unmaps), (maps + 1, unmaps + 2), "{s:?}");
+    check(&a, &[q]);
+    let base = q.as_ptr() as usize & !(seg - 1);
+    // SAFETY: both bytes lie inside the live block `q`.
+    let (in_first, in_second) = unsafe {
+        (
+            *((base + 5 * seg) as *const u8),
+            *((base + 13 * seg + 4096) as *const u8),
+        )
+    };
+    assert_eq!(
+        (in_first, in_second),
+        (0xc3, 0xb2),
+        "the pages of both cached mappings were spliced in"
+    );
+    // The block is the caller's whole: every byte writable and kept.
+    fill(q, n, 0xd4);
+    verify(q, n, 0xd4);
+    h.free(q).unwrap();
+    check(&a, &[]);
+    a.trim();
+    check(&a, &[]);
+}
+
+#[test]
 fn realloc_keeps_contents_in_place_or_moved() {
     let a = tiny();
     let mut h = a.heap().unwrap();

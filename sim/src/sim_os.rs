@@ -75,6 +75,8 @@ pub struct SimOsStats {
     pub unmap_calls: usize,
     pub commit_calls: usize,
     pub decommit_calls: usize,
+    pub split_calls: usize,
+    pub splice_calls: usize,
     /// Maps and commits refused, injected or not (misuses not included).
     pub refusals: usize,
     /// Of `refusals`, those injected by `fail_next_*`.
@@ -558,6 +560,109 @@ unsafe impl Os for SimOs {
             self.unmap(ptr, old_size);
         }
         Ok(dst)
+    }
+
+    unsafe fn split(&self, ptr: NonNull<u8>, size: usize, at: usize) -> Result<(), OsError> {
+        let page = self.cfg.page_size;
+        let mut st = self.lock();
+        st.stats.split_calls += 1;
+        let addr = ptr.as_ptr() as usize;
+        let misuse = |st: &mut State, what: &str| {
+            st.misuse(format!("split of {addr:#x}+{size:#x} at {at:#x}: {what}"));
+            Err(OsError {
+                errno: libc::EINVAL,
+                size,
+                injected: false,
+            })
+        };
+        let Some(off) = self.offset(addr) else {
+            return misuse(&mut st, "outside the arena");
+        };
+        if at == 0 || at >= size || at % page != 0 {
+            return misuse(&mut st, "not a page boundary inside the mapping");
+        }
+        if st.maps.get(&off).map(|m| m.pages * page) != Some(size) {
+            return misuse(&mut st, "not one whole live mapping");
+        }
+        let m = st.maps.remove(&off).expect("just found");
+        let (head, tail) = (at / page, (size - at) / page);
+        let bit = |p: usize| m.committed[p / 64] & (1 << (p % 64)) != 0;
+        let mut a = Mapping::new(head);
+        let mut b = Mapping::new(tail);
+        for p in 0..head {
+            if !bit(p) {
+                a.set_pages(p, 1, false);
+            }
+        }
+        for p in 0..tail {
+            if !bit(head + p) {
+                b.set_pages(p, 1, false);
+            }
+        }
+        st.maps.insert(off, a);
+        st.maps.insert(off + at, b);
+        Ok(())
+    }
+
+    unsafe fn splice(
+        &self,
+        src: NonNull<u8>,
+        size: usize,
+        dst: NonNull<u8>,
+    ) -> Result<(), OsError> {
+        let page = self.cfg.page_size;
+        let (s_addr, d_addr) = (src.as_ptr() as usize, dst.as_ptr() as usize);
+        {
+            let mut st = self.lock();
+            st.stats.splice_calls += 1;
+            let misuse = |st: &mut State, what: &str| {
+                st.misuse(format!(
+                    "splice of {s_addr:#x}+{size:#x} to {d_addr:#x}: {what}"
+                ));
+                Err(OsError {
+                    errno: libc::EINVAL,
+                    size,
+                    injected: false,
+                })
+            };
+            let (Some(s_off), Some(d_off)) = (self.offset(s_addr), self.offset(d_addr)) else {
+                return misuse(&mut st, "outside the arena");
+            };
+            if st.maps.get(&s_off).map(|m| m.pages * page) != Some(size) {
+                return misuse(&mut st, "the source is not one whole live mapping");
+            }
+            if d_off % page != 0 {
+                return misuse(&mut st, "the destination is not page aligned");
+            }
+            let Some((d_start, dm)) = containing(&st, page, d_off, size) else {
+                return misuse(&mut st, "the destination is not inside one live mapping");
+            };
+            let first = (d_off - d_start) / page;
+            let dst_committed =
+                (first..first + size / page).all(|p| dm.committed[p / 64] & (1 << (p % 64)) != 0);
+            if d_start == s_off {
+                return misuse(&mut st, "the destination lies in the source");
+            }
+            let whole = st
+                .maps
+                .get(&s_off)
+                .is_some_and(|m| m.committed_pages == m.pages);
+            if !whole || !dst_committed {
+                return misuse(&mut st, "a page of either range is decommitted");
+            }
+        }
+        // A kernel moves pages without reading them: whatever the allocator
+        // poisoned in either range is no error.
+        asan::unpoison(s_addr, size);
+        asan::unpoison(d_addr, size);
+        // SAFETY: both ranges are live mappings of this arena (checked
+        // above), distinct ones, so they do not overlap; the caller owns
+        // both. The source then goes the way of any unmap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), size);
+            self.unmap(src, size);
+        }
+        Ok(())
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, size: usize) {

@@ -427,3 +427,71 @@ fn without_protection_the_books_are_the_same_and_nothing_faults() {
     let a = y.base();
     assert!(!read_faults(a), "decommitted but not protected");
 }
+
+#[test]
+fn split_makes_two_mappings_and_splice_moves_pages_over_another() {
+    let os = small(true);
+    let a = map(&os, 8 * PAGE, PAGE);
+    // SAFETY: `a` is a live mapping of 8 pages.
+    unsafe { core::ptr::write_bytes(a as *mut u8, 0x5a, 8 * PAGE) };
+    // SAFETY: `a` is one whole mapping; 3 pages is inside it.
+    unsafe { os.split(nn(a), 8 * PAGE, 3 * PAGE) }.unwrap();
+    let b = books(&os);
+    assert_eq!((b.map_count, b.mapped_size), (2, 8 * PAGE));
+    // Each half is a whole mapping now: the tail unmaps on its own.
+    unmap(&os, a + 3 * PAGE, 5 * PAGE);
+    assert_eq!(books(&os).mapped_size, 3 * PAGE);
+    // Splice the 3-page head over the middle of a fresh 6-page mapping.
+    let d = map(&os, 6 * PAGE, PAGE);
+    // SAFETY: `a` is one whole committed mapping; `d + PAGE .. + 3 pages`
+    // lies inside another.
+    unsafe { os.splice(nn(a), 3 * PAGE, nn(d + PAGE)) }.unwrap();
+    let b = books(&os);
+    assert_eq!(
+        (b.map_count, b.mapped_size, b.misuse_count),
+        (1, 6 * PAGE, 0)
+    );
+    // SAFETY: `d` is live and 6 pages long.
+    let got = unsafe { core::slice::from_raw_parts(d as *const u8, 6 * PAGE) };
+    assert!(got[..PAGE].iter().all(|&x| x == 0));
+    assert!(
+        got[PAGE..4 * PAGE].iter().all(|&x| x == 0x5a),
+        "the pages moved"
+    );
+    assert!(got[4 * PAGE..].iter().all(|&x| x == 0));
+    assert!(read_faults(a), "the source is gone");
+    assert_eq!(os.stats().split_calls, 1);
+    assert_eq!(os.stats().splice_calls, 1);
+}
+
+#[test]
+fn split_and_splice_misuses_are_refused_and_change_nothing() {
+    let os = small(true);
+    let a = map(&os, 4 * PAGE, PAGE);
+    let d = map(&os, 4 * PAGE, PAGE);
+    let split = |p: usize, size: usize, at: usize| {
+        // SAFETY: refused calls touch nothing.
+        unsafe { os.split(nn(p), size, at) }.is_err()
+    };
+    let splice = |s: usize, size: usize, t: usize| {
+        // SAFETY: as above.
+        unsafe { os.splice(nn(s), size, nn(t)) }.is_err()
+    };
+    assert!(split(a, 4 * PAGE, 0)); // no head
+    assert!(split(a, 4 * PAGE, 4 * PAGE)); // no tail
+    assert!(split(a, 4 * PAGE, PAGE + 1)); // not a page boundary
+    assert!(split(a, 3 * PAGE, PAGE)); // not the whole mapping
+    assert!(splice(a, 2 * PAGE, d)); // not the whole source
+    assert!(splice(a, 4 * PAGE, d + PAGE)); // runs off the destination
+    assert!(splice(a, 4 * PAGE, a)); // onto itself
+    decommit(&os, d + PAGE, PAGE);
+    assert!(splice(a, 4 * PAGE, d)); // over a decommitted page
+    let m = os.misuses();
+    assert_eq!(m.len(), 8, "{m:#?}");
+    assert!(m[3].contains("not one whole live mapping"), "{}", m[3]);
+    assert!(m[5].contains("not inside one live mapping"), "{}", m[5]);
+    assert!(m[6].contains("lies in the source"), "{}", m[6]);
+    assert!(m[7].contains("decommitted"), "{}", m[7]);
+    let b = books(&os);
+    assert_eq!((b.map_count, b.mapped_size), (2, 8 * PAGE));
+}

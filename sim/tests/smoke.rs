@@ -1,7 +1,8 @@
 //! Seeded traces of every mix and random fuzz-byte traces replay cleanly
 //! with a check after every op (both geometries).
 
-use hakmem_sim::{decode, generate, run, Mix, RunConfig, SplitMix64};
+use hakmem::Config;
+use hakmem_sim::{decode, generate, run, Mix, Op, OsFailKind, RunConfig, SplitMix64, Trace};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -21,6 +22,76 @@ fn every_mix_replays_cleanly_on_the_tiny_geometry() {
             }
         }
     }
+}
+
+/// Large blocks only (2..=24 segments of the tiny geometry, where sharing
+/// starts at 2), freed in random order by their own or another thread,
+/// some reallocated, with refused maps now and then: the cached mappings
+/// are split and spliced into each other, and the checker runs after
+/// every op over the simulated OS's books.
+#[test]
+fn large_blocks_share_cached_pages_under_the_checker() {
+    let seg = 64 * 1024;
+    let seeds = env("HAKMEM_SIM_SEEDS", 8);
+    let (mut splits, mut splices) = (0, 0);
+    for seed in 0..seeds {
+        let mut rng = SplitMix64::new(seed);
+        let mut ops = Vec::new();
+        let mut live: Vec<u32> = Vec::new();
+        for id in 0..400u32 {
+            let t = rng.below(2) as u8;
+            if live.len() > 6 || (!live.is_empty() && rng.below(3) == 0) {
+                let victim = live.swap_remove(rng.below(live.len()));
+                if rng.below(5) == 0 {
+                    let size = (2 + rng.below(23)) * seg - rng.below(4096);
+                    ops.push(Op::Realloc {
+                        t,
+                        id: victim,
+                        size,
+                    });
+                    live.push(victim);
+                } else {
+                    ops.push(Op::Free { t, id: victim });
+                }
+            }
+            if rng.below(40) == 0 {
+                ops.push(Op::OsFail {
+                    what: OsFailKind::Map,
+                    count: 1,
+                });
+            }
+            let size = (2 + rng.below(23)) * seg - rng.below(4096);
+            ops.push(Op::Alloc {
+                t,
+                id,
+                size,
+                align: 16,
+                zeroed: rng.below(8) == 0,
+            });
+            live.push(id);
+        }
+        let t = Trace { ops };
+        let cfg = RunConfig {
+            alloc: Config {
+                large_cache_bytes: 64 * seg,
+                large_cache_count: 8,
+                large_cache_share: 3,
+                ..Config::TINY
+            },
+            ..RunConfig::tiny()
+        };
+        match run(&t, &cfg) {
+            Ok(r) => {
+                splits += r.stats.large_splits;
+                splices += r.stats.large_splices;
+            }
+            Err(f) => panic!("seed {seed}: {f}\n{t}"),
+        }
+    }
+    assert!(
+        splits > 0 && splices > 0,
+        "no cached mapping was split ({splits}) or spliced ({splices})"
+    );
 }
 
 #[test]
