@@ -187,6 +187,25 @@ unsafe impl Os for NativeOs {
                 dst.as_ptr().cast::<libc::c_void>(),
             )
         };
+        if r != libc::MAP_FAILED {
+            return Ok(dst);
+        }
+        // 3. A mapping spliced together from pieces (see `large.rs`) spans
+        //    several VMAs, which the kernel neither grows nor resizes while
+        //    moving (EFAULT); since Linux 6.17 it does move them whole at
+        //    their size: over the start of the reservation, whose rest
+        //    stays fresh.
+        // SAFETY: as for step 2, with the old size: the moved pages cover
+        // the start of our reservation.
+        let r = unsafe {
+            libc::mremap(
+                ptr.as_ptr().cast(),
+                old_size,
+                old_size,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dst.as_ptr().cast::<libc::c_void>(),
+            )
+        };
         if r == libc::MAP_FAILED {
             // SAFETY: our reservation, unused.
             unsafe { Self::munmap(dst.as_ptr(), new_size) };
