@@ -89,6 +89,27 @@ impl NativeOs {
             unsafe { libc::munmap(ptr.cast(), size) };
         }
     }
+
+    /// `mremap(src, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED,
+    /// dst)`: moves the pages of `[src, src + old_size)` over `dst`
+    /// (replacing whatever was mapped there); false if the kernel refused.
+    ///
+    /// # Safety
+    /// `src`/`old_size` is a range of ours that nothing uses after a
+    /// success, and `[dst, dst + new_size)` is ours to replace.
+    unsafe fn mremap_fixed(src: *mut u8, old_size: usize, new_size: usize, dst: *mut u8) -> bool {
+        // SAFETY: per the caller's contract.
+        let r = unsafe {
+            libc::mremap(
+                src.cast(),
+                old_size,
+                new_size,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dst.cast::<libc::c_void>(),
+            )
+        };
+        r != libc::MAP_FAILED
+    }
 }
 
 // SAFETY: `map` returns fresh anonymous mappings (zeroed, readable,
@@ -178,16 +199,7 @@ unsafe impl Os for NativeOs {
         // SAFETY: `dst` is our fresh reservation of `new_size` bytes, which
         // MREMAP_FIXED replaces with the old pages (zero beyond old_size);
         // the old range is gone afterwards, as the caller expects.
-        let r = unsafe {
-            libc::mremap(
-                ptr.as_ptr().cast(),
-                old_size,
-                new_size,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                dst.as_ptr().cast::<libc::c_void>(),
-            )
-        };
-        if r != libc::MAP_FAILED {
+        if unsafe { Self::mremap_fixed(ptr.as_ptr(), old_size, new_size, dst.as_ptr()) } {
             return Ok(dst);
         }
         // 3. A mapping spliced together from pieces (see `large.rs`) spans
@@ -197,21 +209,12 @@ unsafe impl Os for NativeOs {
         //    stays fresh.
         // SAFETY: as for step 2, with the old size: the moved pages cover
         // the start of our reservation.
-        let r = unsafe {
-            libc::mremap(
-                ptr.as_ptr().cast(),
-                old_size,
-                old_size,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                dst.as_ptr().cast::<libc::c_void>(),
-            )
-        };
-        if r == libc::MAP_FAILED {
-            // SAFETY: our reservation, unused.
-            unsafe { Self::munmap(dst.as_ptr(), new_size) };
-            return Err(fail);
+        if unsafe { Self::mremap_fixed(ptr.as_ptr(), old_size, old_size, dst.as_ptr()) } {
+            return Ok(dst);
         }
-        Ok(dst)
+        // SAFETY: our reservation, unused.
+        unsafe { Self::munmap(dst.as_ptr(), new_size) };
+        Err(fail)
     }
 
     unsafe fn split(&self, _ptr: NonNull<u8>, _size: usize, _at: usize) -> Result<(), OsError> {
@@ -233,23 +236,14 @@ unsafe impl Os for NativeOs {
         // SAFETY: per the contract `src`/`size` is one whole mapping of
         // ours, nothing uses it afterwards, and `[dst, dst + size)` is ours
         // to replace.
-        let r = unsafe {
-            libc::mremap(
-                src.as_ptr().cast(),
-                size,
-                size,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                dst.as_ptr().cast::<libc::c_void>(),
-            )
-        };
-        if r == libc::MAP_FAILED {
-            return Err(OsError {
-                errno: errno(),
-                size,
-                injected: false,
-            });
+        if unsafe { Self::mremap_fixed(src.as_ptr(), size, size, dst.as_ptr()) } {
+            return Ok(());
         }
-        Ok(())
+        Err(OsError {
+            errno: errno(),
+            size,
+            injected: false,
+        })
     }
 
     unsafe fn commit(&self, _ptr: NonNull<u8>, _size: usize) -> Result<(), OsError> {

@@ -40,6 +40,18 @@ impl fmt::Display for OsError {
     }
 }
 
+impl OsError {
+    /// What the default of an optional operation (`remap`, `split`,
+    /// `splice`) returns: EOPNOTSUPP.
+    pub const fn unsupported(size: usize) -> OsError {
+        OsError {
+            errno: 95, // EOPNOTSUPP
+            size,
+            injected: false,
+        }
+    }
+}
+
 /// What an OS layer that keeps books says about its mappings (for I6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OsBooks {
@@ -109,11 +121,7 @@ pub unsafe trait Os: Send + Sync {
         align: usize,
     ) -> Result<NonNull<u8>, OsError> {
         let _ = (ptr, old_size, align);
-        Err(OsError {
-            errno: 95, // EOPNOTSUPP
-            size: new_size,
-            injected: false,
-        })
+        Err(OsError::unsupported(new_size))
     }
 
     /// Makes the whole mapping `ptr`/`size` two: `[ptr, ptr + at)` and
@@ -126,11 +134,7 @@ pub unsafe trait Os: Send + Sync {
     /// multiple of the page size below `size`.
     unsafe fn split(&self, ptr: NonNull<u8>, size: usize, at: usize) -> Result<(), OsError> {
         let _ = (ptr, at);
-        Err(OsError {
-            errno: 95, // EOPNOTSUPP
-            size,
-            injected: false,
-        })
+        Err(OsError::unsupported(size))
     }
 
     /// Moves the pages of the whole mapping `src`/`size` (contents and all,
@@ -151,11 +155,7 @@ pub unsafe trait Os: Send + Sync {
         dst: NonNull<u8>,
     ) -> Result<(), OsError> {
         let _ = (src, dst);
-        Err(OsError {
-            errno: 95, // EOPNOTSUPP
-            size,
-            injected: false,
-        })
+        Err(OsError::unsupported(size))
     }
 
     /// Gives the physical memory of a range back; its contents are lost.
