@@ -753,6 +753,17 @@ impl<P: Platform> Walk<'_, P> {
                             .values(cache.cap as usize, cache.count() as usize),
                     );
                 }
+                let cfg = &self.a.config;
+                let size = class_size(c);
+                let (lo, hi) = (cfg.cache_capacity(size), cfg.cache_capacity_max(size));
+                if cache.cap < lo || cache.cap > hi {
+                    return Err(fail(
+                        Invariant::I3,
+                        "TC-BOUND",
+                        "thread cache capacity outside its class's range",
+                    )
+                    .values(hi as usize, cache.cap as usize));
+                }
                 self.report.cached_blocks += n as usize;
                 let hc = &heap.classes[c];
                 let mut current_seen = hc.current.is_null();

@@ -21,6 +21,12 @@ pub struct Config {
     /// `clamp(cache_bytes / class_size, cache_min, cache_max)` blocks;
     /// a refill takes half of that. Default 64 KiB, 4..=4096 blocks.
     pub cache_bytes: usize,
+    /// What a class's cache may grow to (per class, bytes; still at most
+    /// `cache_max` blocks) when frees keep overflowing it: each time a
+    /// cache's worth of frees found it full, its capacity doubles; a
+    /// periodic drain that finds the class unused sets it back. Default
+    /// 256 KiB.
+    pub cache_bytes_max: usize,
     pub cache_min: u32,
     pub cache_max: u32,
     /// Empty segments kept mapped (most recently emptied first) before the
@@ -54,6 +60,7 @@ impl Config {
     pub const DEFAULT: Config = Config {
         drain_interval: 256,
         cache_bytes: 64 * 1024,
+        cache_bytes_max: 256 * 1024,
         cache_min: 4,
         cache_max: 4096,
         segment_cache_bytes: 32 << 20,
@@ -72,6 +79,7 @@ impl Config {
     pub const TINY: Config = Config {
         drain_interval: 4,
         cache_bytes: 256,
+        cache_bytes_max: 1024,
         cache_min: 2,
         cache_max: 8,
         segment_cache_bytes: 64 * 1024,
@@ -97,7 +105,24 @@ impl Config {
 
     /// Capacity of the thread cache of a class of `class_size` bytes.
     pub const fn cache_capacity(&self, class_size: usize) -> u32 {
-        let n = self.cache_bytes / class_size;
+        self.capacity_for(self.cache_bytes, class_size)
+    }
+
+    /// The most the cache of a class of `class_size` bytes grows to (at
+    /// least its starting capacity).
+    pub const fn cache_capacity_max(&self, class_size: usize) -> u32 {
+        let base = self.cache_capacity(class_size);
+        let max = self.capacity_for(self.cache_bytes_max, class_size);
+        if max > base {
+            max
+        } else {
+            base
+        }
+    }
+
+    /// `clamp(bytes / class_size, cache_min, cache_max)`.
+    const fn capacity_for(&self, bytes: usize, class_size: usize) -> u32 {
+        let n = bytes / class_size;
         let n = if n > self.cache_max as usize {
             self.cache_max as usize
         } else {

@@ -343,7 +343,14 @@ fn interleaved_drains_return_every_block_to_its_own_slab() {
 
 #[test]
 fn overflowing_frees_bypass_the_full_cache_to_their_slabs() {
-    let a = tiny();
+    // Caches that never grow, so the capacity stays what it was.
+    let a = Allocator::<Tiny>::new(
+        NativeOs,
+        Config {
+            cache_bytes_max: 0,
+            ..Config::TINY
+        },
+    );
     let mut h = a.heap().unwrap();
     let c = class_of(48);
     let cap = h.data().caches[c].cap;
@@ -355,6 +362,53 @@ fn overflowing_frees_bypass_the_full_cache_to_their_slabs() {
         assert!(h.data().caches[c].count() <= cap);
     }
     assert_eq!(h.data().caches[c].count(), cap);
+    check(&a, &[]);
+}
+
+#[test]
+fn caches_grow_under_overflowing_batches_and_shrink_when_left_unused() {
+    // 64 B blocks: a cache of 4 to start, up to 16; a periodic drain every
+    // 4 refills.
+    let a = Allocator::<Tiny>::new(
+        NativeOs,
+        Config {
+            cache_bytes: 4 * 64,
+            cache_bytes_max: 16 * 64,
+            cache_max: 64,
+            drain_interval: 4,
+            ..Config::TINY
+        },
+    );
+    let mut h = a.heap().unwrap();
+    let c = class_of(64);
+    assert_eq!(h.data().caches[c].cap, 4);
+    // Batches of 40, freed in a row: each overflows the cache by far.
+    let mut caps = Vec::new();
+    for _ in 0..4 {
+        let batch: Vec<_> = (0..40).map(|_| h.alloc(64, 16).unwrap()).collect();
+        for b in batch {
+            h.free(b).unwrap();
+            let cache = &h.data().caches[c];
+            assert!(cache.count() <= cache.cap);
+        }
+        caps.push(h.data().caches[c].cap);
+        check(&a, &[]);
+    }
+    // Doubled at each half-cache of overflows, up to the maximum, and
+    // kept full.
+    assert_eq!(caps, [16, 16, 16, 16]);
+    assert_eq!(h.data().caches[c].count(), 16);
+    // Another class refills (and so drives periodic drains) while the 64 B
+    // class is left alone: it goes back to its starting capacity.
+    for _ in 0..12 {
+        let batch: Vec<_> = (0..16).map(|_| h.alloc(32, 16).unwrap()).collect();
+        for b in batch {
+            h.free(b).unwrap();
+        }
+    }
+    let cache = &h.data().caches[c];
+    assert_eq!(cache.cap, 4, "an unused class shrinks back");
+    assert!(cache.count() <= 4);
     check(&a, &[]);
 }
 

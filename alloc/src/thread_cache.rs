@@ -3,7 +3,9 @@
 //!
 //! TC-BOUND  `cap - room` is the length of the list and, after every free
 //!           returns, `room >= 0` (the free that overflows sends its block
-//!           on to its slab)
+//!           on to its slab); `cap` lies between the class's starting
+//!           capacity and `Config::cache_capacity_max` (it grows when
+//!           frees keep overflowing, see `HeapData::grow_cache`)
 //!
 //! The cache keeps `room` (free slots left) rather than a count, so the
 //! free fast path is one decrement and a sign test.
