@@ -624,6 +624,30 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 }
 
 #[test]
+fn a_large_block_takes_the_closest_cached_mapping_of_either_cache() {
+    // TINY: a heap keeps up to 128 KiB of freed mappings for itself.
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let g = h.alloc(100 * 1024, 16).unwrap();
+    let l = h.alloc(120 * 1024, 16).unwrap();
+    h.free(g).unwrap();
+    // `l`'s mapping does not fit beside `g`'s in the heap's own cache:
+    // `g`'s goes to the global cache.
+    h.free(l).unwrap();
+    check(&a, &[]);
+    // Neither fits 60 KiB within 25 %; the global one is closer.
+    let q = h.alloc(60 * 1024, 16).unwrap();
+    assert_eq!(q, g, "the closer mapping, from the global cache");
+    // And a fit in the heap's own cache is taken from there.
+    let r = h.alloc(120 * 1024, 16).unwrap();
+    assert_eq!(r, l);
+    check(&a, &[q, r]);
+    h.free(q).unwrap();
+    h.free(r).unwrap();
+    check(&a, &[]);
+}
+
+#[test]
 fn realloc_keeps_contents_in_place_or_moved() {
     let a = tiny();
     let mut h = a.heap().unwrap();
