@@ -15,7 +15,7 @@
 //! cached mapping bigger than the block gives up its surplus (split off at
 //! a segment boundary, cached on its own), a smaller one is grown with the
 //! pages of others moved in (`Os::splice`, natively `mremap`: page-table
-//! moves, no faults). See `Allocator::large_resize_cached`. Such mappings
+//! moves, no faults). See `Allocator::large_resize`. Such mappings
 //! are whole numbers of segments and every split and splice falls on a
 //! segment boundary, so natively (where moved anonymous pages rarely merge
 //! with their neighbours into one kernel VMA) a process has at most one
@@ -29,9 +29,9 @@
 //! I6 LARGE-BOOKS  every cached mapping is live in the OS books and marked
 //!                 in the registry, and one of at least `share_min` bytes
 //!                 is a whole number of segments; the caches hold at most
-//!                 their caps (the global
-//!                 one's byte cap: the one in force at its last insertion,
-//!                 never below `Config::large_cache_bytes`); the
+//!                 their caps (the global one's byte cap: the one in force
+//!                 at its last insertion, never below
+//!                 `Config::large_cache_bytes`); the
 //!                 live large bytes (per-heap counters) plus the cached ones
 //!                 are what was mapped for large blocks; the global cache's
 //!                 size index holds each of its mappings once, at the slot
@@ -261,6 +261,15 @@ impl LocalLarge {
         }
     }
 
+    /// Takes `h`, which this cache holds.
+    fn take_ptr(&mut self, h: *mut LargeHeader) -> *mut LargeHeader {
+        let i = self
+            .iter()
+            .position(|x| x == h)
+            .expect("in the local cache");
+        self.take(i)
+    }
+
     fn take(&mut self, i: usize) -> *mut LargeHeader {
         let h = self.slots[i];
         self.slots.copy_within(i + 1..self.len, i);
@@ -277,11 +286,11 @@ impl LocalLarge {
 }
 
 /// Of (mapping, size) pairs, the mapping whose size `rank` scores lowest
-/// (`None`: not eligible), the first one on ties.
+/// (`None`: not eligible), the first one on ties, with its score.
 fn best_ranked(
     it: impl Iterator<Item = (*mut LargeHeader, usize)>,
     rank: &impl Fn(usize) -> Option<usize>,
-) -> Option<*mut LargeHeader> {
+) -> Option<(*mut LargeHeader, usize)> {
     let mut best: Option<(*mut LargeHeader, usize)> = None;
     for (h, s) in it {
         if let Some(r) = rank(s) {
@@ -290,7 +299,7 @@ fn best_ranked(
             }
         }
     }
-    best.map(|(h, _)| h)
+    best
 }
 
 /// The mapping size for a block of `size` bytes at `user_offset`: page
@@ -665,8 +674,6 @@ impl<P: Platform> Allocator<P> {
     /// ones), else grown to `need`. `None` if the OS layer can neither
     /// splice nor remap (the mapping then goes back to the cache).
     ///
-    /// [`large_take_closest`]: Self::large_take_closest
-    ///
     /// A block of at least [`share_min`](Self::share_min) bytes shares
     /// pages with the other cached mappings instead of keeping a mapping's
     /// size forever: a bigger mapping gives up its surplus (split off, cached
@@ -680,6 +687,8 @@ impl<P: Platform> Allocator<P> {
     /// # Safety
     /// `h` was taken off a cache by the caller: ours alone, a whole
     /// mapping, not over-aligned.
+    ///
+    /// [`large_take_closest`]: Self::large_take_closest
     unsafe fn large_resize(
         &self,
         local: &mut LocalLarge,
@@ -878,15 +887,19 @@ impl<P: Platform> Allocator<P> {
         let mut filled = old;
         while filled < need {
             let gap = need - filled;
-            let Some(d) = self.large_take_cached(local, |s| {
-                if s % seg != 0 {
-                    None
-                } else if s <= gap {
-                    Some(gap - s)
-                } else {
-                    Some(usize::MAX / 2 + (s - gap))
-                }
-            }) else {
+            let Some(d) = self.large_take_cached(
+                local,
+                |s| {
+                    if s % seg != 0 {
+                        None
+                    } else if s <= gap {
+                        Some(gap - s)
+                    } else {
+                        Some(usize::MAX / 2 + (s - gap))
+                    }
+                },
+                |_| true,
+            ) else {
                 break;
             };
             // SAFETY: taken off a cache: ours, a segment multiple; `gap`
@@ -939,36 +952,9 @@ impl<P: Platform> Allocator<P> {
             };
             (any || fits(s, need)).then_some(d)
         };
-        // SAFETY: cached headers are live mappings.
-        let size = |h: *mut LargeHeader| unsafe { (*h).map_size.load(Relaxed) };
-        let local_best = best_ranked(local.iter().map(|h| (h, size(h))), &rank);
-        let take_local = |local: &mut LocalLarge, h| {
-            let i = local
-                .iter()
-                .position(|x| x == h)
-                .expect("in the local cache");
-            local.take(i)
-        };
-        if let Some(h) = local_best {
-            if fits(size(h), need) {
-                return Some(take_local(local, h));
-            }
-        }
-        let local_rank = local_best.and_then(|h| rank(size(h)));
-        let global = self.large.with(|st| {
-            let (g, gr) = st
-                .entries()
-                .iter()
-                .filter_map(|e| rank(e.size).map(|r| (e.header, r)))
-                .min_by_key(|&(_, r)| r)?;
-            if local_rank.is_some_and(|lr| lr <= gr) {
-                return None;
-            }
-            // SAFETY: `g` is on the cached list; we hold the lock.
-            unsafe { st.remove(g) };
-            Some(g)
-        });
-        global.or_else(|| local_best.map(|h| take_local(local, h)))
+        // A score of at most `need / 4` is a fit (a smaller mapping scores
+        // above `usize::MAX / 2`).
+        self.large_take_cached(local, rank, |r| r <= need / 4)
     }
 
     /// For a growing block: takes the largest cached mapping (this heap's,
@@ -981,37 +967,42 @@ impl<P: Platform> Allocator<P> {
         need: usize,
         off: usize,
     ) -> Option<NonNull<u8>> {
-        let h = self.large_take_cached(local, |s| (s >= need).then_some(usize::MAX - s))?;
+        let h =
+            self.large_take_cached(local, |s| (s >= need).then_some(usize::MAX - s), |_| true)?;
         Some(self.large_revive(h, off, stats))
     }
 
     /// Takes a cached mapping: the one `rank` (of its size) scores lowest,
-    /// `None` meaning not eligible; this heap's own cache first (no lock),
-    /// then the global cache.
+    /// `None` meaning not eligible. This heap's own best, without a lock,
+    /// when `enough` accepts its score; else the lower scored of it and the
+    /// global cache's best, under one lock.
     fn large_take_cached(
         &self,
         local: &mut LocalLarge,
         rank: impl Fn(usize) -> Option<usize>,
+        enough: impl Fn(usize) -> bool,
     ) -> Option<*mut LargeHeader> {
         // SAFETY: cached headers are live mappings.
         let local_sizes = local
             .iter()
             .map(|h| (h, unsafe { (*h).map_size.load(Relaxed) }));
         let local_best = best_ranked(local_sizes, &rank);
-        if let Some(h) = local_best {
-            let i = local
-                .iter()
-                .position(|x| x == h)
-                .expect("in the local cache");
-            return Some(local.take(i));
+        if let Some((h, r)) = local_best {
+            if enough(r) {
+                return Some(local.take_ptr(h));
+            }
         }
-        self.large.with(|st| {
+        let global = self.large.with(|st| {
             // The sizes come from the index, not from the headers.
-            let h = best_ranked(st.entries().iter().map(|e| (e.header, e.size)), &rank)?;
-            // SAFETY: `h` is on the cached list; we hold the lock.
-            unsafe { st.remove(h) };
-            Some(h)
-        })
+            let (g, gr) = best_ranked(st.entries().iter().map(|e| (e.header, e.size)), &rank)?;
+            if local_best.is_some_and(|(_, lr)| lr <= gr) {
+                return None;
+            }
+            // SAFETY: `g` is on the cached list; we hold the lock.
+            unsafe { st.remove(g) };
+            Some(g)
+        });
+        global.or_else(|| local_best.map(|(h, _)| local.take_ptr(h)))
     }
 
     /// Makes a mapping taken off a cache a live block at `off`: state,
