@@ -22,10 +22,10 @@ pub struct Config {
     /// a refill takes half of that. Default 64 KiB, 4..=4096 blocks.
     pub cache_bytes: usize,
     /// What a class's cache may grow to (per class, bytes; still at most
-    /// `cache_max` blocks) when frees keep overflowing it: each time a
-    /// cache's worth of frees found it full, its capacity doubles; a
-    /// periodic drain that finds the class unused sets it back. Default
-    /// 256 KiB.
+    /// `cache_max` blocks) when frees keep overflowing it: each time half
+    /// a cache's worth of frees found it full since the class's last
+    /// refill, its capacity doubles; a periodic drain that finds the class
+    /// unused sets it back. Default 256 KiB.
     pub cache_bytes_max: usize,
     pub cache_min: u32,
     pub cache_max: u32,

@@ -32,6 +32,8 @@ fn every_mix_replays_cleanly_on_the_tiny_geometry() {
 #[test]
 fn large_blocks_share_cached_pages_under_the_checker() {
     let seg = 64 * 1024;
+    // 2..=24 segments, less up to a page.
+    let large_size = |rng: &mut SplitMix64| (2 + rng.below(23)) * seg - rng.below(4096);
     let seeds = env("HAKMEM_SIM_SEEDS", 8);
     let (mut splits, mut splices) = (0, 0);
     for seed in 0..seeds {
@@ -43,7 +45,7 @@ fn large_blocks_share_cached_pages_under_the_checker() {
             if live.len() > 6 || (!live.is_empty() && rng.below(3) == 0) {
                 let victim = live.swap_remove(rng.below(live.len()));
                 if rng.below(5) == 0 {
-                    let size = (2 + rng.below(23)) * seg - rng.below(4096);
+                    let size = large_size(&mut rng);
                     ops.push(Op::Realloc {
                         t,
                         id: victim,
@@ -60,7 +62,7 @@ fn large_blocks_share_cached_pages_under_the_checker() {
                     count: 1,
                 });
             }
-            let size = (2 + rng.below(23)) * seg - rng.below(4096);
+            let size = large_size(&mut rng);
             ops.push(Op::Alloc {
                 t,
                 id,

@@ -4,7 +4,7 @@
 //!
 //! Sizes are chosen for the tiny geometry (4 KiB small slabs, 16 KiB mid
 //! slabs, blocks above 2 KiB are large) and the tiny configuration (thread
-//! caches of 2..8 blocks, a periodic drain every 4 cache overflows), so slab-empty,
+//! caches of 2..8 blocks, a periodic drain every 4 refills), so slab-empty,
 //! retire, abandon and adopt transitions happen within a few operations.
 
 use std::collections::VecDeque;
