@@ -25,7 +25,7 @@ use hakmem::{
 };
 
 use crate::model::{self, Block, Model};
-use crate::sim_os::{SimOs, SimOsConfig};
+use crate::sim_os::{SimOs, SimOsConfig, SimOsStats};
 use crate::trace::{Op, OsFailKind, Trace, MAX_THREADS};
 
 /// The simulation platform with the tiny geometry (the default).
@@ -116,6 +116,8 @@ pub struct RunReport {
     pub oom: usize,
     pub checks: usize,
     pub stats: Stats,
+    /// The simulated OS's counters at the end (calls, refusals, VMAs).
+    pub os: SimOsStats,
 }
 
 /// Why a run failed.
@@ -242,6 +244,7 @@ fn run_on<P: Platform<Os = SimOs>>(trace: &Trace, cfg: &RunConfig) -> Result<Run
         outcome.map(|()| {
             r.report.ops = trace.ops.len();
             r.report.stats = alloc.stats();
+            r.report.os = alloc.os().stats();
             r.report
         })
     }));

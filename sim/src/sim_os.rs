@@ -25,11 +25,21 @@
 //!   [`SimOs::refusal_count`] counts both, so a runner can tell whether a
 //!   null from the allocator was legitimate.
 //!
+//! * **VMAs.** Each mapping keeps where the kernel's VMAs in it start: a
+//!   splice (`mremap` of one mapping over part of another) leaves the
+//!   moved pages a VMA of their own, as Linux does (moved anonymous pages
+//!   do not merge with their new neighbours). [`SimOs::vma_count`] and
+//!   the peak in [`SimOsStats`] bound what a program would spend of
+//!   `vm.max_map_count`. With [`SimOsConfig::moves_multi_vma`] off, a
+//!   splice or a growing remap of a mapping made of several VMAs is
+//!   refused (`EFAULT`), as kernels before 6.17 refuse it, so the
+//!   allocator's fallbacks for them run under the checker.
+//!
 //! It is `Send + Sync` (one `std::sync::Mutex` inside) and never calls out
 //! while holding its lock except into the kernel, so it is safe to use from
 //! shuttle threads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::ptr::NonNull;
@@ -55,6 +65,10 @@ pub struct SimOsConfig {
     pub page_size: usize,
     /// Make unmapped and decommitted memory inaccessible (`mprotect`).
     pub protect: bool,
+    /// Whether `remap` and `splice` move a source made of several VMAs
+    /// (Linux 6.17 and later do); false models older kernels, which
+    /// refuse it with `EFAULT`.
+    pub moves_multi_vma: bool,
 }
 
 impl Default for SimOsConfig {
@@ -64,6 +78,7 @@ impl Default for SimOsConfig {
             arena_size: 4 << 30,
             page_size: 4096,
             protect: true,
+            moves_multi_vma: true,
         }
     }
 }
@@ -81,6 +96,11 @@ pub struct SimOsStats {
     pub refusals: usize,
     /// Of `refusals`, those injected by `fail_next_*`.
     pub injected_refusals: usize,
+    /// Splices and growing remaps refused because the source spans
+    /// several VMAs (only with `moves_multi_vma` off).
+    pub multi_vma_refusals: usize,
+    /// The most VMAs live at once (see [`SimOs::vma_count`]).
+    pub peak_vmas: usize,
 }
 
 /// One live mapping, as [`SimOs::mappings`] reports it.
@@ -112,6 +132,9 @@ struct Mapping {
     committed: Vec<u64>,
     /// Number of bits set in `committed`.
     committed_pages: usize,
+    /// The pages at which a VMA starts (always 0, and every page where
+    /// pages moved in by a splice begin or end).
+    vmas: BTreeSet<usize>,
 }
 
 impl Mapping {
@@ -124,6 +147,7 @@ impl Mapping {
             pages,
             committed,
             committed_pages: pages,
+            vmas: BTreeSet::from([0]),
         }
     }
 
@@ -161,9 +185,19 @@ struct State {
     misuse_count: usize,
     misuses: Vec<String>,
     stats: SimOsStats,
+    /// VMAs in all live mappings.
+    vmas: usize,
 }
 
 impl State {
+    /// Sets mapping `off`'s VMA starts to `vmas` and keeps the count.
+    fn set_vmas(&mut self, off: usize, vmas: BTreeSet<usize>) {
+        let m = self.maps.get_mut(&off).expect("a live mapping");
+        self.vmas = self.vmas - m.vmas.len() + vmas.len();
+        m.vmas = vmas;
+        self.stats.peak_vmas = self.stats.peak_vmas.max(self.vmas);
+    }
+
     fn misuse(&mut self, what: String) {
         self.misuse_count += 1;
         if self.misuses.len() < MISUSES_KEPT {
@@ -322,6 +356,12 @@ impl SimOs {
     /// Call counters.
     pub fn stats(&self) -> SimOsStats {
         self.lock().stats
+    }
+
+    /// VMAs in the live mappings: one per mapping, plus one for every run
+    /// of pages spliced into another mapping and every piece those split.
+    pub fn vma_count(&self) -> usize {
+        self.lock().vmas
     }
 
     /// Misuses counted so far (also in [`OsBooks::misuse_count`]).
@@ -523,6 +563,8 @@ unsafe impl Os for SimOs {
         }
         asan::unpoison(self.base + off, size);
         st.maps.insert(off, Mapping::new(size / page));
+        st.vmas += 1;
+        st.stats.peak_vmas = st.stats.peak_vmas.max(st.vmas);
         st.mapped_size += size;
         st.committed_size += size;
         // The range is live again: an unmap there is no longer a double one.
@@ -549,6 +591,28 @@ unsafe impl Os for SimOs {
         // Deterministic and simple: a new mapping, the contents copied, the
         // old one unmapped (a real kernel moves pages; the books are the
         // same). Injected map failures apply.
+        let page = self.cfg.page_size;
+        let src_vmas = {
+            let mut st = self.lock();
+            let vmas = self
+                .offset(ptr.as_ptr() as usize)
+                .and_then(|off| st.maps.get(&off))
+                .map(|m| m.vmas.clone());
+            // A mapping made of several VMAs neither grows nor moves whole
+            // on an older kernel (natively every step fails with EFAULT).
+            if vmas.as_ref().is_some_and(|v| v.len() > 1)
+                && new_size > old_size
+                && !self.cfg.moves_multi_vma
+            {
+                st.stats.multi_vma_refusals += 1;
+                return Err(OsError {
+                    errno: libc::EFAULT,
+                    size: new_size,
+                    injected: false,
+                });
+            }
+            vmas
+        };
         let dst = self.map(new_size, align)?;
         // A kernel moves pages without reading them: whatever the allocator
         // poisoned in the old mapping (a cached large block) is no error.
@@ -558,6 +622,20 @@ unsafe impl Os for SimOs {
         unsafe {
             std::ptr::copy_nonoverlapping(ptr.as_ptr(), dst.as_ptr(), old_size.min(new_size));
             self.unmap(ptr, old_size);
+        }
+        // One VMA stays one (grown in place or moved); several move whole
+        // at their size (Linux 6.17), the fresh rest a VMA of its own, or
+        // shrink to those in the new size.
+        if let Some(vmas) = src_vmas.filter(|v| v.len() > 1) {
+            let (old_pages, new_pages) = (old_size / page, new_size / page);
+            let mut kept: BTreeSet<usize> = vmas.range(..new_pages).copied().collect();
+            if new_pages > old_pages {
+                kept.insert(old_pages);
+            }
+            let off = self
+                .offset(dst.as_ptr() as usize)
+                .expect("mapped in the arena");
+            self.lock().set_vmas(off, kept);
         }
         Ok(dst)
     }
@@ -599,8 +677,17 @@ unsafe impl Os for SimOs {
                 b.set_pages(p, 1, false);
             }
         }
+        // Each piece keeps the VMAs in its range; the tail's first page
+        // starts one whether or not it did before.
+        let head_vmas: BTreeSet<usize> = m.vmas.range(..head).copied().collect();
+        let mut tail_vmas: BTreeSet<usize> = m.vmas.range(head..).map(|&v| v - head).collect();
+        tail_vmas.insert(0);
+        // (`set_vmas` replaces the one VMA each new piece starts with.)
+        st.vmas = st.vmas - m.vmas.len() + 2;
         st.maps.insert(off, a);
         st.maps.insert(off + at, b);
+        st.set_vmas(off, head_vmas);
+        st.set_vmas(off + at, tail_vmas);
         Ok(())
     }
 
@@ -650,6 +737,35 @@ unsafe impl Os for SimOs {
             if !whole || !dst_committed {
                 return misuse(&mut st, "a page of either range is decommitted");
             }
+            // The moved pages start a VMA, and so does what follows them;
+            // VMAs inside the destination range go with its old pages, and
+            // the source's own VMAs move whole (Linux 6.17) or, on an older
+            // kernel, make it refuse the move.
+            let src_vmas = st.maps.get(&s_off).expect("checked above").vmas.clone();
+            if src_vmas.len() > 1 && !self.cfg.moves_multi_vma {
+                st.stats.multi_vma_refusals += 1;
+                return Err(OsError {
+                    errno: libc::EFAULT,
+                    size,
+                    injected: false,
+                });
+            }
+            let (count, pages) = (size / page, dm.pages);
+            let mut vmas: BTreeSet<usize> = dm
+                .vmas
+                .iter()
+                .copied()
+                .filter(|&v| v < first || v >= first + count)
+                .collect();
+            vmas.extend(src_vmas.iter().map(|&v| first + v));
+            if first + count < pages {
+                vmas.insert(first + count);
+            }
+            // The source's VMAs are the destination's now (its unmap below
+            // then takes none off the count).
+            st.maps.get_mut(&s_off).expect("checked above").vmas.clear();
+            st.vmas -= src_vmas.len();
+            st.set_vmas(d_start, vmas);
         }
         // A kernel moves pages without reading them: whatever the allocator
         // poisoned in either range is no error.
@@ -677,6 +793,7 @@ unsafe impl Os for SimOs {
         match st.maps.get(&off).map(|m| m.pages * page) {
             Some(mapped) if mapped == size => {
                 let m = st.maps.remove(&off).expect("just found");
+                st.vmas -= m.vmas.len();
                 st.mapped_size -= size;
                 st.committed_size -= m.committed_pages * page;
                 st.unmapped.insert(off, size);

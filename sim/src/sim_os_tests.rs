@@ -8,6 +8,7 @@ fn small(protect: bool) -> SimOs {
         arena_size: 64 * MIB,
         page_size: PAGE,
         protect,
+        moves_multi_vma: true,
     })
 }
 
@@ -265,6 +266,7 @@ fn an_exhausted_arena_refuses_without_injection() {
         arena_size: MIB,
         page_size: PAGE,
         protect: true,
+        ..SimOsConfig::default()
     });
     let e = os.map(2 * MIB, PAGE).unwrap_err();
     assert_eq!((e.errno, e.injected), (libc::ENOMEM, false));
@@ -285,6 +287,7 @@ fn bad_configurations_are_rejected() {
             arena_size,
             page_size,
             protect: false,
+            ..SimOsConfig::default()
         };
         assert!(SimOs::try_new(cfg).is_err(), "{cfg:?}");
     }
@@ -292,6 +295,7 @@ fn bad_configurations_are_rejected() {
         arena_size: MIB + 1,
         page_size: 16 * 1024,
         protect: false,
+        ..SimOsConfig::default()
     });
     assert_eq!(os.config().arena_size, MIB + 16 * 1024);
     assert_eq!(os.page_size(), 16 * 1024);
@@ -494,4 +498,58 @@ fn split_and_splice_misuses_are_refused_and_change_nothing() {
     assert!(m[7].contains("decommitted"), "{}", m[7]);
     let b = books(&os);
     assert_eq!((b.map_count, b.mapped_size), (2, 8 * PAGE));
+}
+
+#[test]
+fn vmas_follow_splits_and_splices_and_an_older_kernel_refuses_to_move_several() {
+    for moves in [true, false] {
+        let os = SimOs::new(SimOsConfig {
+            arena_size: 64 * MIB,
+            moves_multi_vma: moves,
+            ..SimOsConfig::default()
+        });
+        let d = map(&os, 8 * PAGE, PAGE);
+        let s1 = map(&os, 2 * PAGE, PAGE);
+        assert_eq!(os.vma_count(), 2);
+        // Pages moved into the middle: three VMAs where there was one.
+        // SAFETY: `s1` is one whole mapping; the range lies inside `d`.
+        unsafe { os.splice(nn(s1), 2 * PAGE, nn(d + 2 * PAGE)) }.unwrap();
+        assert_eq!(os.vma_count(), 3);
+        // At the end of the destination: one more, nothing after it.
+        let s2 = map(&os, 2 * PAGE, PAGE);
+        // SAFETY: as above.
+        unsafe { os.splice(nn(s2), 2 * PAGE, nn(d + 6 * PAGE)) }.unwrap();
+        assert_eq!(os.vma_count(), 4);
+        // A split keeps each piece's VMAs: [0, 2) and [2, 4) | [4, 6), [6, 8).
+        // SAFETY: `d` is one whole mapping of 8 pages.
+        unsafe { os.split(nn(d), 8 * PAGE, 4 * PAGE) }.unwrap();
+        assert_eq!(os.vma_count(), 4);
+        // Moving a two-VMA piece: whole since Linux 6.17, refused before.
+        let t = map(&os, 4 * PAGE, PAGE);
+        // SAFETY: `d + 4 pages` is one whole mapping of 4 pages now; `t`
+        // is another.
+        let r = unsafe { os.splice(nn(d + 4 * PAGE), 4 * PAGE, nn(t)) };
+        // SAFETY: `d` is one whole mapping of 4 pages (two VMAs).
+        let g = unsafe { os.remap(nn(d), 4 * PAGE, 6 * PAGE, PAGE) };
+        if moves {
+            r.unwrap();
+            let g = g.unwrap().as_ptr() as usize;
+            // The piece's two VMAs in `t`; `d`'s two plus its fresh rest.
+            assert_eq!(os.vma_count(), 5);
+            assert_eq!(os.stats().multi_vma_refusals, 0);
+            unmap(&os, g, 6 * PAGE);
+            assert_eq!(os.vma_count(), 2);
+        } else {
+            assert_eq!(r.unwrap_err().errno, libc::EFAULT);
+            assert_eq!(g.unwrap_err().errno, libc::EFAULT);
+            assert_eq!(os.stats().multi_vma_refusals, 2);
+            // Nothing changed: the pieces are still there, whole.
+            assert_eq!(os.vma_count(), 5);
+            assert_eq!(books(&os).misuse_count, 0);
+            // One VMA still grows.
+            // SAFETY: `t` is one whole single-VMA mapping.
+            unsafe { os.remap(nn(t), 4 * PAGE, 8 * PAGE, PAGE) }.unwrap();
+        }
+        assert!(os.stats().peak_vmas >= 5);
+    }
 }

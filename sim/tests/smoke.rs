@@ -2,7 +2,9 @@
 //! with a check after every op (both geometries).
 
 use hakmem::Config;
-use hakmem_sim::{decode, generate, run, Mix, Op, OsFailKind, RunConfig, SplitMix64, Trace};
+use hakmem_sim::{
+    decode, generate, run, Mix, Op, OsFailKind, RunConfig, SimOsConfig, SplitMix64, Trace,
+};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -28,14 +30,24 @@ fn every_mix_replays_cleanly_on_the_tiny_geometry() {
 /// starts at 2), freed in random order by their own or another thread,
 /// some reallocated, with refused maps now and then: the cached mappings
 /// are split and spliced into each other, and the checker runs after
-/// every op over the simulated OS's books.
+/// every op over the simulated OS's books. Twice: on a kernel that moves
+/// mappings made of several VMAs (Linux 6.17 and later), and on one that
+/// refuses to (older kernels), where splices of assembled mappings and
+/// their growing remaps fail and the fallbacks (copying, leaving pieces
+/// cached) must keep the books.
 #[test]
 fn large_blocks_share_cached_pages_under_the_checker() {
+    for moves_multi_vma in [true, false] {
+        large_blocks_share_cached_pages(moves_multi_vma);
+    }
+}
+
+fn large_blocks_share_cached_pages(moves_multi_vma: bool) {
     let seg = 64 * 1024;
     // 2..=24 segments, less up to a page.
     let large_size = |rng: &mut SplitMix64| (2 + rng.below(23)) * seg - rng.below(4096);
     let seeds = env("HAKMEM_SIM_SEEDS", 8);
-    let (mut splits, mut splices) = (0, 0);
+    let (mut splits, mut splices, mut refusals, mut peak_vmas) = (0, 0, 0, 0);
     for seed in 0..seeds {
         let mut rng = SplitMix64::new(seed);
         let mut ops = Vec::new();
@@ -80,19 +92,36 @@ fn large_blocks_share_cached_pages_under_the_checker() {
                 large_cache_share: 3,
                 ..Config::TINY
             },
+            sim_os: SimOsConfig {
+                moves_multi_vma,
+                ..RunConfig::tiny().sim_os
+            },
             ..RunConfig::tiny()
         };
         match run(&t, &cfg) {
             Ok(r) => {
                 splits += r.stats.large_splits;
                 splices += r.stats.large_splices;
+                refusals += r.os.multi_vma_refusals;
+                peak_vmas = peak_vmas.max(r.os.peak_vmas);
             }
-            Err(f) => panic!("seed {seed}: {f}\n{t}"),
+            Err(f) => panic!("seed {seed} (moves_multi_vma {moves_multi_vma}): {f}\n{t}"),
         }
     }
     assert!(
         splits > 0 && splices > 0,
         "no cached mapping was split ({splits}) or spliced ({splices})"
+    );
+    // An older kernel's refusals happened, so the fallbacks ran; a newer
+    // one refuses nothing.
+    assert_eq!(
+        refusals > 0,
+        !moves_multi_vma,
+        "{refusals} multi-VMA moves refused (moves_multi_vma {moves_multi_vma})"
+    );
+    eprintln!(
+        "moves_multi_vma {moves_multi_vma}: {splits} splits, {splices} splices, \
+         {refusals} multi-VMA refusals, at most {peak_vmas} VMAs"
     );
 }
 
