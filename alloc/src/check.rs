@@ -8,7 +8,7 @@
 //! * I1 BLOCK-ONE / BLOCK-TAG — `slab.rs`, `block.rs`; LARGE-ONE — `large.rs`
 //! * I2 SLAB-BOUNDS — `slab.rs`; SEG-LAYOUT — `segment.rs`
 //! * I3 SLAB-USED — `slab.rs`; REMOTE-LIVE — `remote.rs`; TC-BOUND — `thread_cache.rs`
-//! * I4 SLAB-OWNER — `slab.rs`; HEAP-CLASS — `heap.rs`
+//! * I4 SLAB-OWNER — `slab.rs`; HEAP-CLASS, HEAP-PARKED — `heap.rs`
 //! * I5 HEAP-EMPTY — `heap.rs`; POOL-EMPTY — `pool.rs`
 //! * I6 SEG-BOOKS — `segment.rs`; POOL-BOOKS — `pool.rs`; LARGE-BOOKS —
 //!   `large.rs`; REG-MARK — `registry.rs`; OS-BOOKS — here (the sums)
@@ -282,7 +282,9 @@ impl<P: Platform> Allocator<P> {
                         cached_large_bytes: 0,
                     };
                     // SAFETY: quiescent per the contract; all locks held.
-                    let r = unsafe { w.run(&hl.live, pool, large, live) };
+                    let r = unsafe { w.run(&hl.live, pool, large, live) }
+                        // SAFETY: as above.
+                        .and_then(|()| unsafe { w.parked(hl) });
                     // SAFETY: as above; undoes every mark made by `run`.
                     unsafe { w.restore(&hl.live, pool, large) };
                     r.map(|()| w.report)
@@ -387,6 +389,45 @@ impl<P: Platform> Walk<'_, P> {
             self.large(large, heaps)?;
             self.books(pool, heaps)
         }
+    }
+
+    /// I4 HEAP-PARKED: the parked list against the live list and the
+    /// configured bound.
+    unsafe fn parked(&mut self, hl: &crate::allocator::HeapList<P>) -> CheckResult {
+        let cap = self.a.config.parked_heaps;
+        let mut n = 0;
+        let mut h = hl.parked;
+        while !h.is_null() {
+            n += 1;
+            if n > hl.parked_count || n > cap {
+                return Err(fail(
+                    Invariant::I4,
+                    "HEAP-PARKED",
+                    "more parked heaps than counted or allowed (a cycle?)",
+                )
+                .values(hl.parked_count.min(cap), n));
+            }
+            // SAFETY: the heaps lock is held; live records.
+            if !unsafe { hl.live.iter() }.any(|l| l == h) {
+                return Err(fail(
+                    Invariant::I4,
+                    "HEAP-PARKED",
+                    "a parked heap is not a live heap",
+                )
+                .values(0, h as usize));
+            }
+            // SAFETY: a live record.
+            h = unsafe { (*h).parked_next };
+        }
+        if n != hl.parked_count {
+            return Err(fail(
+                Invariant::I4,
+                "HEAP-PARKED",
+                "the parked count disagrees with the parked list",
+            )
+            .values(n, hl.parked_count));
+        }
+        Ok(())
     }
 
     /// Segments and their slabs: layout, free lists, remote queues.

@@ -52,6 +52,11 @@ pub struct Config {
     /// Secret for free tags (see `block.rs`); 0 picks one from the OS
     /// layer's entropy at first use.
     pub tag_key: usize,
+    /// Heaps of exited threads kept whole (their caches, slabs and large
+    /// mappings) for the next new thread, at most this many; an exiting
+    /// thread's heap beyond them is flushed and its slabs abandoned, and
+    /// `trim` releases the parked ones. 0: every exit flushes. Default 2.
+    pub parked_heaps: usize,
     /// Historic bugs switched on (only with the `zoo` feature).
     pub zoo: Zoo,
 }
@@ -71,6 +76,7 @@ impl Config {
         decommit_delay_bytes: 8 << 20,
         retain_bytes: 0,
         tag_key: 0,
+        parked_heaps: 2,
         zoo: Zoo::NONE,
     };
 
@@ -90,6 +96,7 @@ impl Config {
         decommit_delay_bytes: 8 * 1024,
         retain_bytes: 0,
         tag_key: 0x5eed_0000_0000_f00f,
+        parked_heaps: 0,
         zoo: Zoo::NONE,
     };
 

@@ -9,13 +9,19 @@
 //!   slab become empty); every `drain_interval` refills, the caches of
 //!   classes that look unused give half their blocks back to their slabs.
 //! * `free` by anyone else: push onto the slab's remote queue.
-//! * Exit (`abandon`): flush the caches, collect, retire empty slabs and
-//!   leave the others on the pool's abandoned lists for adoption.
+//! * Exit: parked whole for the next new thread while fewer than
+//!   `Config::parked_heaps` are (no flush: its caches and slabs stay warm,
+//!   and blocks its thread handed on are local frees for the next), else
+//!   `abandon`: flush the caches, collect, retire empty slabs and leave
+//!   the others on the pool's abandoned lists for adoption.
 //!
 //! Invariants (checked in check.rs):
 //! I4 HEAP-CLASS  every cached block belongs to a slab of the cache's class
 //!                owned by this heap; every slab on a class list is owned by
 //!                this heap and has that class; `current` is on its list
+//! I4 HEAP-PARKED the parked heaps are distinct live heaps, each on the
+//!                parked list once, at most `Config::parked_heaps` of them,
+//!                and the list's count is their number
 //! I5 HEAP-EMPTY  after a flush (`drain`), no slab this heap owns is empty
 
 use core::cell::Cell;
@@ -104,6 +110,9 @@ pub struct HeapData<P: Platform> {
     /// Links on the allocator's heap list (or its free-slot chain).
     pub(crate) next: Cell<*mut HeapData<P>>,
     pub(crate) prev: Cell<*mut HeapData<P>>,
+    /// The next parked heap while this one is parked (under the heaps
+    /// lock; see `Config::parked_heaps`).
+    pub(crate) parked_next: *mut HeapData<P>,
 }
 
 pub(crate) struct HeapLinks;
@@ -195,6 +204,7 @@ impl<P: Platform> HeapData<P> {
             overflows: [0; MAX_CLASSES],
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
+            parked_next: ptr::null_mut(),
         }
     }
 

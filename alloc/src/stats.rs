@@ -42,9 +42,13 @@ pub struct Stats {
     pub remote_frees: usize,
     /// Slabs adopted from exited heaps.
     pub adoptions: usize,
-    /// Heaps live now, created ever.
+    /// Heaps live now (parked ones included), created ever.
     pub heaps_live: usize,
     pub heaps_created: usize,
+    /// Heaps of exited threads parked now (see `Config::parked_heaps`),
+    /// and parked heaps taken by new threads ever.
+    pub heaps_parked: usize,
+    pub heaps_reused: usize,
     /// Requests the OS layer refused.
     pub os_failures: usize,
 }
@@ -107,6 +111,8 @@ pub(crate) struct GlobalStats {
     pub(crate) adoptions: Counter,
     pub(crate) heaps_created: Counter,
     pub(crate) heaps_live: Counter,
+    pub(crate) heaps_parked: Counter,
+    pub(crate) heaps_reused: Counter,
     pub(crate) os_failures: Counter,
     /// Totals of heaps that have exited.
     pub(crate) exited: HeapStats,
@@ -131,6 +137,8 @@ impl GlobalStats {
             adoptions: Counter::new(),
             heaps_created: Counter::new(),
             heaps_live: Counter::new(),
+            heaps_parked: Counter::new(),
+            heaps_reused: Counter::new(),
             os_failures: Counter::new(),
             exited: HeapStats::new(),
         }
@@ -162,6 +170,8 @@ impl GlobalStats {
             adoptions: self.adoptions.get(),
             heaps_live: self.heaps_live.get(),
             heaps_created: self.heaps_created.get(),
+            heaps_parked: self.heaps_parked.get(),
+            heaps_reused: self.heaps_reused.get(),
             os_failures: self.os_failures.get(),
         }
     }

@@ -996,3 +996,70 @@ fn large_cache_size_index_follows_the_list_and_is_checked() {
         .with(|st| assert_eq!((st.cached.len, st.index_len), (0, 0)));
     check(&a, &[]);
 }
+
+#[test]
+fn an_exited_heap_parks_whole_and_the_next_new_heap_takes_it_warm() {
+    let a = Allocator::<Tiny>::new(
+        NativeOs,
+        Config {
+            parked_heaps: 1,
+            ..Config::TINY
+        },
+    );
+    let mut h1 = a.heap().unwrap();
+    let blocks: Vec<_> = (0..6).map(|_| h1.alloc(48, 16).unwrap()).collect();
+    let (live, freed) = blocks.split_at(3);
+    for &p in freed {
+        h1.free(p).unwrap();
+    }
+    let last_freed = freed[2];
+    drop(h1);
+    let s = a.stats();
+    assert_eq!(
+        (s.heaps_live, s.heaps_parked, s.adoptions),
+        (1, 1, 0),
+        "{s:?}"
+    );
+    // The parked heap is checked like any: its caches, its slabs.
+    check(&a, live);
+    // A new heap is the parked one: its cache hands out what it held.
+    let mut h2 = a.heap().unwrap();
+    let s = a.stats();
+    assert_eq!((s.heaps_created, s.heaps_reused, s.heaps_parked), (1, 1, 0));
+    let q = h2.alloc(48, 16).unwrap();
+    assert_eq!(q, last_freed, "the reused heap's cache was not kept");
+    // Blocks the old thread left live are the new one's to free locally.
+    for &p in live {
+        h2.free(p).unwrap();
+    }
+    assert_eq!(a.stats().remote_frees, 0);
+    check(&a, &[q]);
+    // With one parked already, a second exit flushes and abandons.
+    let h3 = a.heap().unwrap();
+    h2.free(q).unwrap();
+    drop(h2);
+    drop(h3);
+    let s = a.stats();
+    assert_eq!(
+        (s.heaps_created, s.heaps_parked, s.heaps_live),
+        (2, 1, 1),
+        "{s:?}"
+    );
+    check(&a, &[]);
+    // A wrong count is an I4 violation.
+    a.heaps.with(|hl| hl.parked_count += 1);
+    // SAFETY: single-threaded.
+    let v = unsafe { a.check_live([]) }.unwrap_err();
+    assert_eq!(
+        (v.invariant, v.clause),
+        (Invariant::I4, "HEAP-PARKED"),
+        "{v}"
+    );
+    a.heaps.with(|hl| hl.parked_count -= 1);
+    // Trim releases the parked heap: nothing but metadata stays mapped.
+    a.trim();
+    let s = a.stats();
+    assert_eq!((s.heaps_parked, s.heaps_live), (0, 0), "{s:?}");
+    assert_eq!(s.mapped_bytes, a.meta_bytes(), "{s:?}");
+    check(&a, &[]);
+}

@@ -69,12 +69,13 @@ scenario_tests! {
     exit_then_adopt_random, exit_then_adopt_pct => Scenario::ExitThenAdopt;
     short_lived_threads_random, short_lived_threads_pct => Scenario::ShortLivedThreads;
     large_remote_random, large_remote_pct => Scenario::LargeRemote;
+    parked_heaps_random, parked_heaps_pct => Scenario::ParkedHeaps;
 }
 
 #[test]
 fn every_scenario_has_its_two_tests() {
     // The macro above must list every scenario.
-    assert_eq!(Scenario::ALL.len(), 6);
+    assert_eq!(Scenario::ALL.len(), 7);
 }
 
 fn schedule_files(dir: &Path) -> Vec<PathBuf> {

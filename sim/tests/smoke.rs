@@ -35,6 +35,38 @@ fn every_mix_replays_cleanly_on_the_tiny_geometry() {
 /// refuses to (older kernels), where splices of assembled mappings and
 /// their growing remaps fail and the fallbacks (copying, leaving pieces
 /// cached) must keep the books.
+/// The same with exited threads' heaps parked whole and taken by the next
+/// new thread (`Config::parked_heaps`; off in `Config::TINY`, on in the
+/// production defaults): the parked heaps are checked after every op, new
+/// threads get them warm, and the final trim releases them.
+#[test]
+fn every_mix_replays_cleanly_with_parked_heaps() {
+    let seeds = env("HAKMEM_SIM_SEEDS", 8);
+    let (mut reused, mut exits) = (0, 0);
+    for mix in Mix::ALL {
+        for seed in 0..seeds {
+            let t = generate(mix, seed, 2000);
+            exits += t
+                .ops
+                .iter()
+                .filter(|op| matches!(op, Op::Exit { .. }))
+                .count();
+            let cfg = RunConfig {
+                alloc: Config {
+                    parked_heaps: 2,
+                    ..Config::TINY
+                },
+                ..RunConfig::tiny()
+            };
+            match run(&t, &cfg) {
+                Ok(r) => reused += r.stats.heaps_reused,
+                Err(f) => panic!("mix {mix} seed {seed} (parked heaps): {f}"),
+            }
+        }
+    }
+    assert!(reused > 0, "no parked heap was reused ({exits} exits)");
+}
+
 #[test]
 fn large_blocks_share_cached_pages_under_the_checker() {
     for moves_multi_vma in [true, false] {

@@ -12,9 +12,9 @@ use std::collections::VecDeque;
 use ::shuttle::sync::mpsc::{channel, Receiver, Sender};
 use ::shuttle::sync::Mutex;
 use ::shuttle::thread;
-use hakmem::Zoo;
+use hakmem::{Config, Zoo};
 
-use super::world::{Blk, World};
+use super::world::{world_config, Blk, World};
 
 /// One scenario; its name is used in test names and repro files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,16 +40,21 @@ pub enum Scenario {
     /// Large blocks (own mappings, the large cache) allocated on one thread
     /// and freed on another while a third allocates and frees large blocks.
     LargeRemote,
+    /// `ShortLivedThreads` with one exited heap parked whole
+    /// (`Config::parked_heaps`): a new thread takes it warm while other
+    /// threads still free, and realloc, blocks of its slabs.
+    ParkedHeaps,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::ProducerConsumer,
         Scenario::DrainCollectRace,
         Scenario::SlabEmptyRemoteInFlight,
         Scenario::ExitThenAdopt,
         Scenario::ShortLivedThreads,
         Scenario::LargeRemote,
+        Scenario::ParkedHeaps,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -60,6 +65,7 @@ impl Scenario {
             Scenario::ExitThenAdopt => "exit_then_adopt",
             Scenario::ShortLivedThreads => "short_lived_threads",
             Scenario::LargeRemote => "large_remote",
+            Scenario::ParkedHeaps => "parked_heaps",
         }
     }
 
@@ -70,13 +76,19 @@ impl Scenario {
     /// Runs the scenario once; must be called inside a shuttle execution.
     /// Panics (with `[invariant] detail`) on the first failure.
     pub fn run(self, zoo: Zoo) {
-        let w = World::new(zoo);
+        let w = match self {
+            Scenario::ParkedHeaps => World::with_config(Config {
+                parked_heaps: 1,
+                ..world_config(zoo)
+            }),
+            _ => World::new(zoo),
+        };
         let live = match self {
             Scenario::ProducerConsumer => producer_consumer(&w),
             Scenario::DrainCollectRace => drain_collect_race(&w),
             Scenario::SlabEmptyRemoteInFlight => slab_empty_remote_in_flight(&w),
             Scenario::ExitThenAdopt => exit_then_adopt(&w),
-            Scenario::ShortLivedThreads => short_lived_threads(&w),
+            Scenario::ShortLivedThreads | Scenario::ParkedHeaps => short_lived_threads(&w),
             Scenario::LargeRemote => large_remote(&w),
         };
         w.finish(live);

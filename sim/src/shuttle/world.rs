@@ -57,13 +57,19 @@ pub struct World {
 impl World {
     /// A fresh allocator (inside a shuttle execution: its locks are shuttle's).
     pub fn new(zoo: Zoo) -> World {
+        World::with_config(world_config(zoo))
+    }
+
+    /// A fresh allocator configured by `config` (a variation of
+    /// [`world_config`]).
+    pub fn with_config(config: Config) -> World {
         let os = SimOs::new(SimOsConfig {
             arena_size: ARENA_SIZE,
             ..SimOsConfig::default()
         });
         let arena = (os.base(), os.config().arena_size);
         World {
-            alloc: ManuallyDrop::new(Allocator::new(os, world_config(zoo))),
+            alloc: ManuallyDrop::new(Allocator::new(os, config)),
             arena,
             next_seed: AtomicU32::new(1),
             live: Mutex::new(BTreeMap::new()),
