@@ -315,7 +315,8 @@ impl<P: Platform> Allocator<P> {
 
     /// Retires empty abandoned slabs, decommits every free slab, unmaps
     /// cached segments beyond `Config::retain_bytes` and empties the large
-    /// cache. Blocks still cached by live heaps stay where they are.
+    /// cache, after retiring the parked heaps (flushed, slabs abandoned).
+    /// Blocks still cached by heaps in use stay where they are.
     pub fn trim(&self) {
         self.release_parked();
         self.pool.with(|st| st.trim(self));

@@ -494,8 +494,9 @@ impl HakMem {
     }
 
     /// Gives back to the OS what can be given: flushes the calling
-    /// thread's caches, then [`Allocator::trim`]. Blocks cached by other
-    /// live threads stay where they are.
+    /// thread's caches, then [`Allocator::trim`] (which retires the heaps
+    /// parked by exited threads). Blocks cached by other live threads stay
+    /// where they are.
     pub fn trim() {
         if let Some(h) = current_heap() {
             h.flush();

@@ -22,8 +22,9 @@
 //!   hakmem does not own, one inside or not at the start of a block, or a
 //!   block that is already free. `free(NULL)` and `realloc(NULL, n)` are
 //!   fine; `malloc_usable_size(NULL)` is 0.
-//! * `malloc_trim` flushes the calling thread's caches and returns every
-//!   free page it can to the OS; it returns 1 if the committed bytes fell.
+//! * `malloc_trim` flushes the calling thread's caches and the heaps that
+//!   exited threads left parked, and returns every free page it can to the
+//!   OS; it returns 1 if the committed bytes fell.
 
 use core::ffi::{c_int, c_void};
 use core::ptr::{self, NonNull};
