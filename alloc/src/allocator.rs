@@ -105,17 +105,8 @@ impl<P: Platform> Allocator<P> {
     /// record in OS-mapped metadata.
     pub(crate) fn create_heap(&self) -> Result<NonNull<HeapData<P>>, AllocError> {
         self.heaps.with(|hl| {
-            if let Some(h) = NonNull::new(hl.parked) {
-                // SAFETY: a parked heap is a live record nobody uses.
-                unsafe {
-                    hl.parked = (*h.as_ptr()).parked_next;
-                    (*h.as_ptr()).parked_next = ptr::null_mut();
-                }
-                hl.parked_count -= 1;
-                self.stats.heaps_parked.sub(1);
+            if let Some(h) = self.pop_parked(hl) {
                 self.stats.heaps_reused.add(1);
-                // SAFETY: as above.
-                unsafe { self.rebind(h.as_ptr()) };
                 return Ok(h);
             }
             if self.registry.view().is_none() {
@@ -220,8 +211,6 @@ impl<P: Platform> Allocator<P> {
                 unsafe { (*h).parked_next = hl.parked };
                 hl.parked = h;
                 hl.parked_count += 1;
-                // Under the lock, as the count goes down in `create_heap`.
-                self.stats.heaps_parked.add(1);
                 true
             });
         if parked {
@@ -323,41 +312,30 @@ impl<P: Platform> Allocator<P> {
         self.large_trim();
     }
 
-    /// Points a parked heap back at this allocator. An `Allocator` may
-    /// have moved since the heap parked (nothing borrows it while no
-    /// `Heap` exists: a simulation's world is moved into its last step),
-    /// and the heap's pointer to it would dangle.
-    ///
-    /// # Safety
-    /// `h` is a parked heap of this allocator, taken off the parked list.
-    unsafe fn rebind(&self, h: *mut HeapData<P>) {
-        // SAFETY: per the contract the record is ours alone.
-        unsafe { (*h).alloc = self };
+    /// Takes the most recently parked heap off `hl`'s parked list (the
+    /// caller holds the heaps lock), pointed back at this allocator: an
+    /// `Allocator` may have moved since the heap parked (nothing borrows it
+    /// while no `Heap` exists: a simulation's world is moved into its last
+    /// step), and the heap's pointer to it would dangle.
+    fn pop_parked(&self, hl: &mut HeapList<P>) -> Option<NonNull<HeapData<P>>> {
+        let h = NonNull::new(hl.parked)?.as_ptr();
+        // SAFETY: a parked heap is a live record nobody uses; off the list
+        // it is the caller's alone.
+        unsafe {
+            hl.parked = (*h).parked_next;
+            (*h).parked_next = ptr::null_mut();
+            (*h).alloc = self;
+        }
+        hl.parked_count -= 1;
+        NonNull::new(h)
     }
 
     /// Retires every parked heap (flushed, slabs abandoned), so that their
     /// blocks and mappings can go back to the OS.
     fn release_parked(&self) {
-        loop {
-            let h = self.heaps.with(|hl| {
-                let h = hl.parked;
-                if !h.is_null() {
-                    // SAFETY: a parked heap is a live record nobody uses.
-                    unsafe {
-                        hl.parked = (*h).parked_next;
-                        (*h).parked_next = ptr::null_mut();
-                    }
-                    hl.parked_count -= 1;
-                    self.stats.heaps_parked.sub(1);
-                }
-                h
-            });
-            let Some(h) = NonNull::new(h) else { break };
+        while let Some(h) = self.heaps.with(|hl| self.pop_parked(hl)) {
             // SAFETY: taken off the parked list: ours, used by nobody.
-            unsafe {
-                self.rebind(h.as_ptr());
-                self.retire_heap(h);
-            }
+            unsafe { self.retire_heap(h) };
         }
     }
 
@@ -367,6 +345,7 @@ impl<P: Platform> Allocator<P> {
         let mut s = self.stats.snapshot();
         self.stats.exited.add_to(&mut s);
         self.heaps.with(|hl| {
+            s.heaps_parked = hl.parked_count;
             // SAFETY: live heap records; their counters are atomics.
             for h in unsafe { hl.live.iter() } {
                 // SAFETY: as above.

@@ -111,7 +111,6 @@ pub(crate) struct GlobalStats {
     pub(crate) adoptions: Counter,
     pub(crate) heaps_created: Counter,
     pub(crate) heaps_live: Counter,
-    pub(crate) heaps_parked: Counter,
     pub(crate) heaps_reused: Counter,
     pub(crate) os_failures: Counter,
     /// Totals of heaps that have exited.
@@ -137,7 +136,6 @@ impl GlobalStats {
             adoptions: Counter::new(),
             heaps_created: Counter::new(),
             heaps_live: Counter::new(),
-            heaps_parked: Counter::new(),
             heaps_reused: Counter::new(),
             os_failures: Counter::new(),
             exited: HeapStats::new(),
@@ -170,7 +168,8 @@ impl GlobalStats {
             adoptions: self.adoptions.get(),
             heaps_live: self.heaps_live.get(),
             heaps_created: self.heaps_created.get(),
-            heaps_parked: self.heaps_parked.get(),
+            // Read from the heap list by `Allocator::stats`.
+            heaps_parked: 0,
             heaps_reused: self.heaps_reused.get(),
             os_failures: self.os_failures.get(),
         }

@@ -490,6 +490,16 @@ impl SimOs {
         fits(cursor, self.cfg.arena_size)
     }
 
+    /// An older kernel's refusal to move a source made of several VMAs.
+    fn refuse_multi_vma(st: &mut State, size: usize) -> OsError {
+        st.stats.multi_vma_refusals += 1;
+        OsError {
+            errno: libc::EFAULT,
+            size,
+            injected: false,
+        }
+    }
+
     fn refuse(st: &mut State, size: usize, injected: bool) -> OsError {
         st.stats.refusals += 1;
         if injected {
@@ -604,12 +614,7 @@ unsafe impl Os for SimOs {
                 && new_size > old_size
                 && !self.cfg.moves_multi_vma
             {
-                st.stats.multi_vma_refusals += 1;
-                return Err(OsError {
-                    errno: libc::EFAULT,
-                    size: new_size,
-                    injected: false,
-                });
+                return Err(SimOs::refuse_multi_vma(&mut st, new_size));
             }
             vmas
         };
@@ -743,12 +748,7 @@ unsafe impl Os for SimOs {
             // kernel, make it refuse the move.
             let src_vmas = st.maps.get(&s_off).expect("checked above").vmas.clone();
             if src_vmas.len() > 1 && !self.cfg.moves_multi_vma {
-                st.stats.multi_vma_refusals += 1;
-                return Err(OsError {
-                    errno: libc::EFAULT,
-                    size,
-                    injected: false,
-                });
+                return Err(SimOs::refuse_multi_vma(&mut st, size));
             }
             let (count, pages) = (size / page, dm.pages);
             let mut vmas: BTreeSet<usize> = dm
