@@ -5,7 +5,7 @@
 //! produce, so generated and hand-written traces can seed a corpus.
 //! `Trace` also implements [`arbitrary::Arbitrary`] through `decode`.
 //!
-//! # Byte format, version 1 ([`FORMAT_VERSION`])
+//! # Byte format, version 2 ([`FORMAT_VERSION`])
 //!
 //! This is a compatibility surface: the committed fuzz corpus depends on it.
 //! Change it only together with the corpus (and bump the version).
@@ -13,7 +13,13 @@
 //! ```text
 //! input   = threads op*
 //! threads = 1 byte: n_threads = 1 + b % 4        (threads t0 .. t(n_threads-1))
+//!                   bit 2 (b & 4) set: `set parked-heaps 1` (one heap of an
+//!                   exited thread is kept parked); clear: no setting
+//!                   (bits 3..7 ignored)
 //! ```
+//!
+//! (Version 1 ignored bit 2: an input of version 1 with it set now runs
+//! with a parked heap, the same ops otherwise.)
 //!
 //! Each op is an opcode byte followed by its operands. An op whose operands
 //! run past the end of the input is dropped and decoding stops. Operands are
@@ -85,10 +91,13 @@ use std::collections::{HashMap, VecDeque};
 use crate::trace::{Op, OsFailKind, Trace, DEFAULT_ALIGN};
 
 /// The version of the byte format described in the module docs.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The most threads a byte-form trace uses (`t0..t3`).
 pub const MAX_BYTE_THREADS: u8 = 4;
+
+/// The bit of the first byte that says `set parked-heaps 1`.
+const PARKED_BIT: u8 = 4;
 
 /// How many recently freed ids a double free can pick from.
 const RECENT_COUNT: usize = 8;
@@ -353,7 +362,7 @@ pub fn decode(data: &[u8]) -> Trace {
     let mut r = Reader { data, pos: 0 };
     let mut ops = Vec::new();
     let Some(first) = r.byte() else {
-        return Trace { ops };
+        return Trace::new(ops);
     };
     let mut st = State::new(1 + first % MAX_BYTE_THREADS);
     while let Some(code) = r.byte() {
@@ -363,7 +372,10 @@ pub fn decode(data: &[u8]) -> Trace {
             None => break,
         }
     }
-    Trace { ops }
+    Trace {
+        ops,
+        parked_heaps: (first & PARKED_BIT != 0).then_some(1),
+    }
 }
 
 /// One op: `None` when the input ran out, `Some(None)` when skipped.
@@ -470,8 +482,8 @@ fn decode_op(code: Code, r: &mut Reader<'_>, st: &mut State) -> Option<Option<Op
 /// handles not numbered `p1, p2, ...` in allocation order, a free or
 /// realloc of a handle that is not live (other than a double free of one of
 /// the last 8 freed), a size above 1 MiB, an alignment above 64 KiB, an
-/// `os fail` count outside `1..=3`, or an interior offset the `O` operand
-/// cannot express.
+/// `os fail` count outside `1..=3`, an interior offset the `O` operand
+/// cannot express, or a `parked-heaps` setting other than 1.
 ///
 /// `decode(&encode(&t)?) == t` whenever it returns `Some`.
 pub fn encode(trace: &Trace) -> Option<Vec<u8>> {
@@ -479,9 +491,14 @@ pub fn encode(trace: &Trace) -> Option<Vec<u8>> {
     if max_thread >= MAX_BYTE_THREADS {
         return None;
     }
+    let parked = match trace.parked_heaps {
+        None => 0,
+        Some(1) => PARKED_BIT,
+        Some(_) => return None,
+    };
     let mut st = State::new(max_thread + 1);
     st.index = Some(HashMap::new());
-    let mut out = vec![max_thread];
+    let mut out = vec![max_thread | parked];
     for op in &trace.ops {
         encode_op(op, &mut st, &mut out)?;
     }

@@ -45,7 +45,9 @@ fn a_pinned_byte_string_decodes_to_the_pinned_trace() {
 #[test]
 fn empty_and_one_byte_inputs_are_empty_traces() {
     assert_eq!(decode(&[]), Trace::default());
-    assert_eq!(decode(&[7]), Trace::default());
+    assert_eq!(decode(&[3]), Trace::default());
+    assert_eq!(decode(&[7]).parked_heaps, Some(1));
+    assert!(decode(&[7]).ops.is_empty());
     assert_eq!(encode(&Trace::default()), Some(vec![0]));
 }
 
@@ -95,15 +97,13 @@ fn one_byte_sizes_hit_the_edges_of_tiny_geometry() {
 #[test]
 fn every_power_of_two_alignment_up_to_64k_encodes() {
     for shift in 0..=16 {
-        let trace = Trace {
-            ops: vec![Op::Alloc {
-                t: 0,
-                id: 1,
-                size: 10,
-                align: 1 << shift,
-                zeroed: shift % 2 == 0,
-            }],
-        };
+        let trace = Trace::new(vec![Op::Alloc {
+            t: 0,
+            id: 1,
+            size: 10,
+            align: 1 << shift,
+            zeroed: shift % 2 == 0,
+        }]);
         assert_eq!(decode(&encode(&trace).unwrap()), trace);
     }
 }
@@ -117,7 +117,7 @@ fn encode_rejects_what_decode_cannot_produce() {
         align: DEFAULT_ALIGN,
         zeroed: false,
     };
-    let rejects = |ops: Vec<Op>| assert_eq!(encode(&Trace { ops: ops.clone() }), None, "{ops:?}");
+    let rejects = |ops: Vec<Op>| assert_eq!(encode(&Trace::new(ops.clone())), None, "{ops:?}");
     rejects(vec![alloc(4, 1, 8)]); // a fifth thread
     rejects(vec![alloc(0, 2, 8)]); // not p1 first
     rejects(vec![alloc(0, 1, MIB + 1)]); // too big
@@ -148,7 +148,7 @@ fn encode_rejects_what_decode_cannot_produce() {
     rejects(ops.clone());
     ops.pop();
     ops.push(Op::Free { t: 1, id: 2 }); // p2 still is
-    let trace = Trace { ops };
+    let trace = Trace::new(ops);
     assert_eq!(decode(&encode(&trace).unwrap()), trace);
 }
 
@@ -172,7 +172,7 @@ fn many_live_handles_use_wider_handle_operands() {
             id,
         });
     }
-    let trace = Trace { ops };
+    let trace = Trace::new(ops);
     let bytes = encode(&trace).unwrap();
     assert_eq!(decode(&bytes), trace);
 }
@@ -258,5 +258,28 @@ proptest! {
     ) {
         let trace = decode(&bytes);
         prop_assert_eq!(Trace::parse(&trace.to_string()), Ok(trace));
+    }
+}
+
+#[test]
+fn bit_2_of_the_first_byte_parks_a_heap() {
+    let plain = decode(&[1, 0, 0, 0]);
+    assert_eq!(plain.parked_heaps, None);
+    let parked = decode(&[1 | 4, 0, 0, 0]);
+    assert_eq!(parked.parked_heaps, Some(1));
+    assert_eq!(parked.ops, plain.ops, "the bit changes the setting only");
+    assert_eq!(decode(&[4]).parked_heaps, Some(1));
+    assert_eq!(
+        encode(&parked),
+        Some(vec![4, 0, 0, 0]),
+        "t0 only: one thread"
+    );
+    assert_eq!(decode(&encode(&parked).unwrap()), parked);
+    for n in [0, 2] {
+        let t = Trace {
+            parked_heaps: Some(n),
+            ..plain.clone()
+        };
+        assert_eq!(encode(&t), None, "parked-heaps {n} has no byte form");
     }
 }

@@ -32,18 +32,27 @@ pub struct SeedInput {
 }
 
 /// The seed inputs, in a fixed order: every [`Mix`] × [`CORPUS_SEEDS`] ×
-/// [`CORPUS_OPS`].
+/// [`CORPUS_OPS`], then the same for seed 1 with `set parked-heaps 1`
+/// (named `...-parked`), so that the fuzzer starts from inputs whose
+/// exiting threads park their heaps as well as from ones whose heaps are
+/// flushed and abandoned.
 pub fn seed_inputs() -> Vec<SeedInput> {
     let mut out = Vec::new();
-    for mix in Mix::ALL {
-        for seed in CORPUS_SEEDS {
+    let variants = CORPUS_SEEDS
+        .iter()
+        .map(|&s| (s, None))
+        .chain([(CORPUS_SEEDS[0], Some(1))]);
+    for (seed, parked) in variants {
+        for mix in Mix::ALL {
             for ops in CORPUS_OPS {
-                let trace = generate(mix, seed, ops);
+                let mut trace = generate(mix, seed, ops);
+                trace.parked_heaps = parked;
                 let bytes = encode(&trace).unwrap_or_else(|| {
                     panic!("generate({mix}, {seed}, {ops}) made a trace the byte form cannot carry")
                 });
+                let suffix = if parked.is_some() { "-parked" } else { "" };
                 out.push(SeedInput {
-                    name: format!("{mix}-s{seed}-n{ops}"),
+                    name: format!("{mix}-s{seed}-n{ops}{suffix}"),
                     bytes,
                 });
             }
@@ -76,7 +85,15 @@ mod tests {
         let inputs = seed_inputs();
         assert_eq!(
             inputs.len(),
-            Mix::ALL.len() * CORPUS_SEEDS.len() * CORPUS_OPS.len()
+            Mix::ALL.len() * (CORPUS_SEEDS.len() + 1) * CORPUS_OPS.len()
+        );
+        assert_eq!(
+            inputs
+                .iter()
+                .filter(|i| decode(&i.bytes).parked_heaps == Some(1))
+                .count(),
+            Mix::ALL.len() * CORPUS_OPS.len(),
+            "one parked variant per mix and length"
         );
         let mut names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         names.sort_unstable();
@@ -95,16 +112,17 @@ mod tests {
     #[test]
     fn every_seed_input_decodes_to_its_generated_trace() {
         for input in seed_inputs() {
-            let mut parts = input.name.rsplitn(3, '-');
+            let (name, parked) = match input.name.strip_suffix("-parked") {
+                Some(n) => (n, Some(1)),
+                None => (input.name.as_str(), None),
+            };
+            let mut parts = name.rsplitn(3, '-');
             let ops: usize = parts.next().unwrap()[1..].parse().unwrap();
             let seed: u64 = parts.next().unwrap()[1..].parse().unwrap();
             let mix: Mix = parts.next().unwrap().parse().unwrap();
-            assert_eq!(
-                decode(&input.bytes),
-                generate(mix, seed, ops),
-                "{}",
-                input.name
-            );
+            let mut expected = generate(mix, seed, ops);
+            expected.parked_heaps = parked;
+            assert_eq!(decode(&input.bytes), expected, "{}", input.name);
         }
     }
 }

@@ -72,10 +72,15 @@ pub fn trace_for(seed: u64, index: u64, max_ops: usize) -> (Trace, String) {
     } else {
         let mix = Mix::ALL[r.below(Mix::ALL.len())];
         let s = r.next_u64();
-        (
-            generate(mix, s, ops),
-            format!("hakmem-sim gen --mix {mix} --seed {s} --ops {ops}"),
-        )
+        let mut t = generate(mix, s, ops);
+        let mut source = format!("hakmem-sim gen --mix {mix} --seed {s} --ops {ops}");
+        // Every other generated trace parks one exited heap (random bytes
+        // say so in their first byte, about as often).
+        if r.below(2) == 1 {
+            t.parked_heaps = Some(1);
+            source.push_str(" --parked-heaps 1");
+        }
+        (t, source)
     }
 }
 

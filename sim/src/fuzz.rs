@@ -126,7 +126,7 @@ pub fn input_to_text(data: &[u8]) -> String {
 
 /// The `alloc_text` fuzz target: `data` is a text trace (a repro file);
 /// it runs with a check after every op, on the geometry its
-/// `# geometry:` header names (tiny by default). Its use is replaying
+/// `# geometry:` header names (tiny by default) and with its settings. Its use is replaying
 /// `repro/*.trace` in a sanitizer build:
 /// `cargo +nightly fuzz run alloc_text repro/*.trace` (libFuzzer runs each
 /// file given by name once). As a fuzz target it is weak (most mutations
@@ -139,13 +139,8 @@ pub fn alloc_text(data: &[u8]) {
     let Ok(trace) = Trace::parse(text) else {
         return;
     };
-    let production = crate::trace::headers(text)
-        .iter()
-        .any(|(k, v)| k == "geometry" && v == "production");
-    let cfg = if production {
-        RunConfig::production()
-    } else {
-        RunConfig::tiny()
+    let Ok(cfg) = RunConfig::for_headers(&crate::trace::headers(text)) else {
+        return;
     };
     if let Err(failure) = run(&trace, &cfg) {
         panic!("{}", crash_message(&trace, &failure));
@@ -197,9 +192,7 @@ mod tests {
     use crate::trace::Op;
 
     fn drains(n: usize) -> Trace {
-        Trace {
-            ops: (0..n).map(|i| Op::Drain { t: (i % 4) as u8 }).collect(),
-        }
+        Trace::new((0..n).map(|i| Op::Drain { t: (i % 4) as u8 }).collect())
     }
 
     #[test]

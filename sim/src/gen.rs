@@ -147,7 +147,7 @@ pub fn generate(mix: Mix, seed: u64, ops: usize) -> Trace {
         }
     }
     g.ops.truncate(ops);
-    Trace { ops: g.ops }
+    Trace::new(g.ops)
 }
 
 /// The trace being built.

@@ -4,7 +4,7 @@
 //! hakmem-sim replay FILE|-      [--production] [--check-every K] [--zoo BUG]
 //! hakmem-sim fmt FILE           raw fuzz input -> text trace (stdout)
 //! hakmem-sim minimize FILE      [-o OUT] [--production] [--zoo BUG] [--seconds T]
-//! hakmem-sim gen --seed S --ops N --mix NAME [--bytes] [-o FILE]
+//! hakmem-sim gen --seed S --ops N --mix NAME [--parked-heaps N] [--bytes] [-o FILE]
 //! hakmem-sim explore --seconds T --seed S [--ops N] [--out DIR] [--production] [--zoo BUG]
 //! ```
 //! Exit status: 0 when everything held, 1 on a violation, 2 on bad usage
@@ -23,7 +23,7 @@ const USAGE: &str = "usage:
   hakmem-sim replay FILE|-      [--production] [--check-every K] [--zoo BUG]
   hakmem-sim fmt FILE           (raw fuzz input -> text trace on stdout)
   hakmem-sim minimize FILE      [-o OUT] [--production] [--zoo BUG] [--seconds T]
-  hakmem-sim gen --seed S --ops N --mix random|larson|producer-consumer|slab-churn [--bytes] [-o FILE]
+  hakmem-sim gen --seed S --ops N --mix random|larson|producer-consumer|slab-churn [--parked-heaps N] [--bytes] [-o FILE]
   hakmem-sim explore --seconds T --seed S [--ops N] [--out DIR] [--production] [--zoo BUG] [--no-fork]
   hakmem-sim zoo [--seconds T] [--bugs a,b] [--tools explore,alloc_ops,shuttle] [--seed S] [--repro-dir DIR] [--md FILE]
                                 (needs --features zoo; alloc_ops needs cargo-fuzz and nightly)";
@@ -33,9 +33,15 @@ struct Args {
     flags: Vec<(String, Option<String>)>,
 }
 
+/// The flags that stand alone.
+const SWITCHES: [&str; 3] = ["--production", "--bytes", "--no-fork"];
+
 impl Args {
-    fn parse(v: &[String]) -> Args {
+    /// Splits `v` into positional words and flags; a flag hakmem-sim does
+    /// not know is an error (a misspelt one would otherwise be ignored).
+    fn parse(v: &[String]) -> Result<Args, String> {
         let takes_value = [
+            "--parked-heaps",
             "--check-every",
             "--zoo",
             "-o",
@@ -54,6 +60,10 @@ impl Args {
         while i < v.len() {
             let a = &v[i];
             if a.starts_with('-') && a != "-" {
+                let name = a.split_once('=').map_or(a.as_str(), |(k, _)| k);
+                if !takes_value.contains(&name) && !SWITCHES.contains(&name) {
+                    return Err(format!("unknown flag '{name}'\n{USAGE}"));
+                }
                 if let Some((k, val)) = a.split_once('=') {
                     flags.push((k.to_string(), Some(val.to_string())));
                 } else if takes_value.contains(&a.as_str()) {
@@ -67,7 +77,7 @@ impl Args {
             }
             i += 1;
         }
-        Args { pos, flags }
+        Ok(Args { pos, flags })
     }
 
     fn has(&self, k: &str) -> bool {
@@ -91,11 +101,14 @@ impl Args {
     }
 }
 
-fn config(args: &Args) -> Result<RunConfig, String> {
+/// The run configuration from the flags; for `replay` and `minimize`,
+/// `file_headers` are the trace file's `# key: value` headers, whose
+/// `geometry` applies unless `--production` is given.
+fn config(args: &Args, file_headers: &[(String, String)]) -> Result<RunConfig, String> {
     let mut cfg = if args.has("--production") {
         RunConfig::production()
     } else {
-        RunConfig::tiny()
+        RunConfig::for_headers(file_headers)?
     };
     cfg.check_every = args.num("--check-every", 1)?;
     if let Some(name) = args.get("--zoo") {
@@ -111,9 +124,9 @@ fn config(args: &Args) -> Result<RunConfig, String> {
     Ok(cfg)
 }
 
-/// Reads a trace: the text form, or (if the file is not text) raw fuzz
-/// bytes. Errors name the file, line and column.
-fn load(path: &str) -> Result<Trace, String> {
+/// Reads a trace: the text form (and its headers), or (if the file is not
+/// text) raw fuzz bytes. Errors name the file, line and column.
+fn load(path: &str) -> Result<(Trace, Vec<(String, String)>), String> {
     let mut data = Vec::new();
     if path == "-" {
         std::io::stdin()
@@ -130,16 +143,18 @@ fn load(path: &str) -> Result<Trace, String> {
                 .all(|&b| b == b'\n' || b == b'\t' || b == b'\r' || (32..127).contains(&b)));
     if looks_text {
         let text = String::from_utf8_lossy(&data);
-        Trace::parse(&text).map_err(|e| format!("{path}:{}:{}: {}", e.line, e.column, e.reason))
+        let trace = Trace::parse(&text)
+            .map_err(|e| format!("{path}:{}:{}: {}", e.line, e.column, e.reason))?;
+        Ok((trace, headers(&text)))
     } else {
-        Ok(decode(&data))
+        Ok((decode(&data), Vec::new()))
     }
 }
 
 fn replay(args: &Args) -> Result<ExitCode, String> {
     let path = args.pos.get(1).ok_or("replay: which file?")?;
-    let cfg = config(args)?;
-    let trace = load(path)?;
+    let (trace, file_headers) = load(path)?;
+    let cfg = config(args, &file_headers)?;
     let t0 = Instant::now();
     let r = run(&trace, &cfg);
     let el = t0.elapsed();
@@ -182,8 +197,8 @@ fn fmt(args: &Args) -> Result<ExitCode, String> {
 
 fn cmd_minimize(args: &Args) -> Result<ExitCode, String> {
     let path = args.pos.get(1).ok_or("minimize: which file?")?;
-    let cfg = config(args)?;
-    let trace = load(path)?;
+    let (trace, file_headers) = load(path)?;
+    let cfg = config(args, &file_headers)?;
     let opts = MinimizeOptions {
         cfg,
         isolate: true,
@@ -194,10 +209,8 @@ fn cmd_minimize(args: &Args) -> Result<ExitCode, String> {
         println!("{path}: the trace does not fail; nothing to minimize");
         return Ok(ExitCode::SUCCESS);
     };
-    let mut hs: Vec<(String, String)> = if path.ends_with(".trace") {
-        std::fs::read_to_string(path)
-            .map(|t| headers(&t))
-            .unwrap_or_default()
+    let mut hs: Vec<(String, String)> = if path.ends_with(".trace") || !file_headers.is_empty() {
+        file_headers
     } else {
         vec![("found-by".into(), format!("fuzz input {path}"))]
     };
@@ -229,18 +242,23 @@ fn cmd_gen(args: &Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("--mix: {e}"))?;
     let seed = args.num("--seed", 0u64)?;
     let ops = args.num("--ops", 1000usize)?;
-    let t = generate(mix, seed, ops);
+    let mut t = generate(mix, seed, ops);
+    let mut cmd = format!("hakmem-sim gen --mix {mix} --seed {seed} --ops {ops}");
+    if let Some(v) = args.get("--parked-heaps") {
+        let n = args.num("--parked-heaps", 0usize)?;
+        if n > hakmem_sim::trace::MAX_PARKED_HEAPS {
+            return Err(format!(
+                "--parked-heaps: {v} is more than {}",
+                hakmem_sim::trace::MAX_PARKED_HEAPS
+            ));
+        }
+        t.parked_heaps = Some(n);
+        cmd.push_str(&format!(" --parked-heaps {n}"));
+    }
     let out: Vec<u8> = if args.has("--bytes") {
         encode(&t).ok_or("this trace has no byte form")?
     } else {
-        with_headers(
-            &[(
-                "found-by".into(),
-                format!("hakmem-sim gen --mix {mix} --seed {seed} --ops {ops}"),
-            )],
-            &t,
-        )
-        .into_bytes()
+        with_headers(&[("found-by".into(), cmd)], &t).into_bytes()
     };
     match args.get("-o") {
         Some(p) => std::fs::write(p, out).map_err(|e| format!("{p}: {e}"))?,
@@ -260,7 +278,7 @@ fn cmd_explore(args: &Args) -> Result<ExitCode, String> {
         seconds: args.num("--seconds", 10.0)?,
         seed: args.num("--seed", 1u64)?,
         max_ops: args.num("--ops", 2000usize)?,
-        cfg: config(args)?,
+        cfg: config(args, &[])?,
         out_dir: Some(PathBuf::from(args.get("--out").unwrap_or("repro"))),
         minimize_budget: Duration::from_secs(60),
         progress: true,
@@ -380,8 +398,7 @@ fn cmd_zoo(args: &Args) -> Result<ExitCode, String> {
 
 fn main() -> ExitCode {
     let v: Vec<String> = std::env::args().skip(1).collect();
-    let args = Args::parse(&v);
-    let r = match args.pos.first().map(String::as_str) {
+    let r = Args::parse(&v).and_then(|args| match args.pos.first().map(String::as_str) {
         Some("replay") => replay(&args),
         Some("fmt") => fmt(&args),
         Some("minimize") => cmd_minimize(&args),
@@ -389,7 +406,7 @@ fn main() -> ExitCode {
         Some("explore") => cmd_explore(&args),
         Some("zoo") => cmd_zoo(&args),
         _ => Err(USAGE.to_string()),
-    };
+    });
     match r {
         Ok(c) => c,
         Err(e) => {

@@ -42,6 +42,8 @@ pub struct Minimized {
 
 struct Ctx<'a> {
     opts: &'a MinimizeOptions,
+    /// The original trace's settings: every candidate keeps them.
+    parked_heaps: Option<usize>,
     target: String,
     runs: usize,
     deadline: Instant,
@@ -77,6 +79,7 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
     };
     let mut cx = Ctx {
         opts,
+        parked_heaps: trace.parked_heaps,
         target: first.id(),
         runs: 1,
         deadline: Instant::now() + opts.budget,
@@ -87,7 +90,7 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
     }
     loop {
         let before = cur.len();
-        let before_text = Trace { ops: cur.clone() }.to_string();
+        let before_text = trace.with_ops(cur.clone()).to_string();
         ddmin(&mut cx, &mut cur);
         remove_windows(&mut cx, &mut cur);
         remove_handles(&mut cx, &mut cur);
@@ -103,23 +106,17 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
             );
         }
         if cx.out_of_time()
-            || (cur.len() == before && Trace { ops: cur.clone() }.to_string() == before_text)
+            || (cur.len() == before && trace.with_ops(cur.clone()).to_string() == before_text)
         {
             break;
         }
     }
     let renumbered = renumber(&cur);
-    if renumbered != cur
-        && cx
-            .fails(&Trace {
-                ops: renumbered.clone(),
-            })
-            .is_some()
-    {
+    if renumbered != cur && cx.fails(&trace.with_ops(renumbered.clone())).is_some() {
         cur = renumbered;
     }
     Some(Minimized {
-        trace: Trace { ops: cur },
+        trace: trace.with_ops(cur),
         runs: cx.runs,
         failure_id: cx.target,
     })
@@ -130,7 +127,10 @@ fn try_keep(cx: &mut Ctx<'_>, cur: &mut Vec<Op>, cand: Vec<Op>) -> bool {
     if cx.out_of_time() {
         return false;
     }
-    match cx.fails(&Trace { ops: cand.clone() }) {
+    match cx.fails(&Trace {
+        ops: cand.clone(),
+        parked_heaps: cx.parked_heaps,
+    }) {
         Some(at) => {
             let mut cand = cand;
             if let Some(i) = at {

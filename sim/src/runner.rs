@@ -97,6 +97,20 @@ impl RunConfig {
         }
     }
 
+    /// The configuration a trace file's `# geometry:` header asks for:
+    /// `tiny` (also without the header) or `production`, a check after
+    /// every op. (The file's other settings are in the trace itself.)
+    pub fn for_headers(headers: &[(String, String)]) -> Result<RunConfig, String> {
+        match headers.iter().find(|(k, _)| k == "geometry") {
+            None => Ok(RunConfig::tiny()),
+            Some((_, v)) if v == "tiny" => Ok(RunConfig::tiny()),
+            Some((_, v)) if v == "production" => Ok(RunConfig::production()),
+            Some((_, v)) => Err(format!(
+                "unknown geometry '{v}' (expected tiny or production)"
+            )),
+        }
+    }
+
     pub fn check_every(mut self, k: usize) -> Self {
         self.check_every = k;
         self
@@ -213,7 +227,18 @@ impl std::error::Error for Failure {}
 /// Runs `trace` under `cfg`. Panics inside the allocator become
 /// `FailureKind::Panic`; a crash (a signal) kills the process — use
 /// [`run_isolated`] to survive those.
+/// The trace's settings (`set parked-heaps N`) override `cfg`'s.
 pub fn run(trace: &Trace, cfg: &RunConfig) -> Result<RunReport, Failure> {
+    let applied;
+    let cfg = match trace.parked_heaps {
+        Some(n) if n != cfg.alloc.parked_heaps => {
+            let mut c = cfg.clone();
+            c.alloc.parked_heaps = n;
+            applied = c;
+            &applied
+        }
+        _ => cfg,
+    };
     match cfg.geometry {
         GeometryKind::Tiny => run_on::<SimTiny>(trace, cfg),
         GeometryKind::Production => run_on::<SimProd>(trace, cfg),

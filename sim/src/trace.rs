@@ -26,6 +26,11 @@
 //! check
 //! ```
 //!
+//! A trace may start with settings for the run, before its first op:
+//! `set parked-heaps N` keeps up to `N` heaps of exited threads parked for
+//! the next new thread (`hakmem::Config::parked_heaps`; without it the run
+//! configuration decides: none on the tiny geometry, two on production).
+//!
 //! `Display` prints the canonical form (the default alignment 16 omitted,
 //! `zeroed` only when true) and [`Trace::parse`] reads it back:
 //! `Trace::parse(&t.to_string()) == Ok(t)` for every trace whose numbers are
@@ -46,10 +51,18 @@ pub const DEFAULT_ALIGN: usize = 16;
 /// Largest size, alignment or offset the text form accepts (1 TiB).
 pub const MAX_TEXT_SIZE: usize = 1 << 40;
 
-/// A sequence of operations replayed in order.
+/// Largest `set parked-heaps` value the text form accepts.
+pub const MAX_PARKED_HEAPS: usize = MAX_THREADS;
+
+/// A sequence of operations replayed in order, and the settings it runs
+/// with.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Trace {
     pub ops: Vec<Op>,
+    /// `set parked-heaps N`: how many heaps of exited threads the allocator
+    /// keeps parked (`Config::parked_heaps`); `None` leaves the run
+    /// configuration's value.
+    pub parked_heaps: Option<usize>,
 }
 
 /// Which OS call an injected failure hits.
@@ -91,7 +104,8 @@ pub enum Op {
     Drain { t: u8 },
     /// Thread `t` collects the remote queues of its slabs.
     Collect { t: u8 },
-    /// Thread `t` exits: its heap flushes and abandons its slabs.
+    /// Thread `t` exits: its heap is parked for the next new thread (while
+    /// fewer than `parked_heaps` are), or flushes and abandons its slabs.
     Exit { t: u8 },
     /// The allocator gives back to the OS whatever it can.
     Trim,
@@ -224,9 +238,13 @@ impl fmt::Display for Op {
     }
 }
 
-/// The canonical text form: one op per line, each line ending in `\n`.
+/// The canonical text form: the settings, then one op per line, each line
+/// ending in `\n`.
 impl fmt::Display for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = self.parked_heaps {
+            writeln!(f, "set parked-heaps {n}")?;
+        }
         for op in &self.ops {
             writeln!(f, "{op}")?;
         }
@@ -257,22 +275,49 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 impl Trace {
-    /// Reads the text form (see the module docs).
-    pub fn parse(text: &str) -> Result<Trace, ParseError> {
-        let mut ops = Vec::new();
-        for (idx, line) in text.lines().enumerate() {
-            let mut parser = LineParser::new(idx + 1, line);
-            if let Some(op) = parser.op()? {
-                ops.push(op);
-            }
+    /// The trace of `ops`, with no settings.
+    pub fn new(ops: Vec<Op>) -> Trace {
+        Trace {
+            ops,
+            parked_heaps: None,
         }
-        Ok(Trace { ops })
     }
 
-    /// Checks that every op is within the bounds of the text form, so that
-    /// `Trace::parse(&self.to_string()) == Ok(self.clone())`. `Err` gives
-    /// the index of the first bad op and the reason.
+    /// `ops` with this trace's settings (what a minimizer's candidate is).
+    pub fn with_ops(&self, ops: Vec<Op>) -> Trace {
+        Trace {
+            ops,
+            parked_heaps: self.parked_heaps,
+        }
+    }
+
+    /// Reads the text form (see the module docs).
+    pub fn parse(text: &str) -> Result<Trace, ParseError> {
+        let mut trace = Trace::default();
+        for (idx, line) in text.lines().enumerate() {
+            let mut parser = LineParser::new(idx + 1, line);
+            if parser.peek().is_some_and(|(_, w)| w == "set") {
+                parser.setting(&mut trace)?;
+            } else if let Some(op) = parser.op()? {
+                trace.ops.push(op);
+            }
+        }
+        Ok(trace)
+    }
+
+    /// Checks that every op and setting is within the bounds of the text
+    /// form, so that `Trace::parse(&self.to_string()) == Ok(self.clone())`.
+    /// `Err` gives the index of the first bad op (0 for a setting) and the
+    /// reason.
     pub fn validate(&self) -> Result<(), (usize, String)> {
+        if let Some(n) = self.parked_heaps {
+            if n > MAX_PARKED_HEAPS {
+                return Err((
+                    0,
+                    format!("parked-heaps {n} is too large (max {MAX_PARKED_HEAPS})"),
+                ));
+            }
+        }
         for (idx, op) in self.ops.iter().enumerate() {
             op.validate().map_err(|reason| (idx, reason))?;
         }
@@ -392,6 +437,46 @@ impl<'a> LineParser<'a> {
                 ),
             )),
         }
+    }
+
+    /// A `set NAME VALUE` line: the trace's settings come before its first
+    /// op, each at most once.
+    fn setting(&mut self, trace: &mut Trace) -> Result<(), ParseError> {
+        let (column, _) = self.word("'set'")?;
+        if !trace.ops.is_empty() {
+            return Err(self.error(
+                column,
+                "a setting must come before the first op".to_string(),
+            ));
+        }
+        let (column, name) = self.word("a setting name")?;
+        if name != "parked-heaps" {
+            return Err(self.error(
+                column,
+                format!("unknown setting '{name}' (expected parked-heaps)"),
+            ));
+        }
+        if trace.parked_heaps.is_some() {
+            return Err(self.error(column, "parked-heaps is set twice".to_string()));
+        }
+        let (column, w) = self.word("a number of heaps")?;
+        let n = parse_number(w)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n <= MAX_PARKED_HEAPS)
+            .ok_or_else(|| {
+                self.error(
+                    column,
+                    format!("expected a number of heaps from 0 to {MAX_PARKED_HEAPS}, found '{w}'"),
+                )
+            })?;
+        if let Some((column, w)) = self.peek() {
+            return Err(self.error(
+                column,
+                format!("unexpected '{w}' after 'set parked-heaps {n}'"),
+            ));
+        }
+        trace.parked_heaps = Some(n);
+        Ok(())
     }
 
     fn os_fail(&mut self) -> Result<Option<Op>, ParseError> {

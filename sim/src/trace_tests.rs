@@ -78,7 +78,7 @@ fn the_documented_example_parses_to_the_expected_ops() {
 
 #[test]
 fn display_prints_the_canonical_form_without_comments() {
-    let trace = Trace { ops: example_ops() };
+    let trace = Trace::new(example_ops());
     let canonical: String = EXAMPLE
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -281,7 +281,7 @@ fn with_headers_round_trips() {
         ("found-by".to_string(), "gen larson seed 7".to_string()),
         ("violates".to_string(), "I3".to_string()),
     ];
-    let trace = Trace { ops: example_ops() };
+    let trace = Trace::new(example_ops());
     let text = with_headers(&h, &trace);
     assert_eq!(headers(&text), h);
     assert_eq!(Trace::parse(&text), Ok(trace));
@@ -289,7 +289,7 @@ fn with_headers_round_trips() {
 
 #[test]
 fn validate_names_the_first_op_out_of_text_bounds() {
-    let mut trace = Trace { ops: example_ops() };
+    let mut trace = Trace::new(example_ops());
     assert_eq!(trace.validate(), Ok(()));
     trace.ops.push(Op::Drain { t: 16 });
     assert_eq!(
@@ -343,7 +343,7 @@ proptest! {
     fn every_valid_trace_survives_the_text_round_trip(
         ops in proptest::collection::vec(any_op(), 0..40)
     ) {
-        let trace = Trace { ops };
+        let trace = Trace::new(ops);
         prop_assert_eq!(trace.validate(), Ok(()));
         prop_assert_eq!(Trace::parse(&trace.to_string()), Ok(trace));
     }
@@ -355,4 +355,51 @@ proptest! {
         let _ = Trace::parse(&text);
         let _ = headers(&text);
     }
+}
+
+#[test]
+fn a_setting_before_the_first_op_round_trips() {
+    let text = "# found-by: test\nset parked-heaps 1   # one heap\nt0 alloc p1 16\nt0 exit\n";
+    let trace = Trace::parse(text).unwrap();
+    assert_eq!(trace.parked_heaps, Some(1));
+    assert_eq!(trace.ops.len(), 2);
+    assert_eq!(
+        trace.to_string(),
+        "set parked-heaps 1\nt0 alloc p1 16\nt0 exit\n"
+    );
+    assert_eq!(Trace::parse(&trace.to_string()), Ok(trace.clone()));
+    // headers stop at the setting, which is not a comment
+    let with = crate::trace::with_headers(&[("fixed-by".into(), "x".into())], &trace);
+    assert_eq!(Trace::parse(&with), Ok(trace));
+    assert_eq!(
+        Trace::parse("set parked-heaps 0\n").unwrap().parked_heaps,
+        Some(0)
+    );
+    assert_eq!(Trace::parse("t0 drain\n").unwrap().parked_heaps, None);
+}
+
+#[test]
+fn a_bad_setting_names_its_line_column_and_fault() {
+    assert_err(
+        "t0 drain\nset parked-heaps 1\n",
+        2,
+        1,
+        "before the first op",
+    );
+    assert_err(
+        "set parked-heaps 1\nset parked-heaps 2\n",
+        2,
+        5,
+        "set twice",
+    );
+    assert_err("set heaps 1\n", 1, 5, "unknown setting 'heaps'");
+    assert_err("set parked-heaps 17\n", 1, 18, "from 0 to 16");
+    assert_err("set parked-heaps x\n", 1, 18, "from 0 to 16");
+    assert_err("set parked-heaps\n", 1, 17, "expected a number of heaps");
+    assert_err("set parked-heaps 1 2\n", 1, 20, "unexpected '2'");
+    let big = Trace {
+        parked_heaps: Some(MAX_PARKED_HEAPS + 1),
+        ..Trace::default()
+    };
+    assert!(big.validate().unwrap_err().1.contains("too large"));
 }

@@ -28,19 +28,6 @@ fn repro_files() -> Vec<PathBuf> {
     out
 }
 
-/// The run configuration a repro file asks for: `# geometry: tiny` (the
-/// default) or `# geometry: production`; a check after every op either way.
-fn config_for(headers: &[(String, String)]) -> Result<RunConfig, String> {
-    match headers.iter().find(|(k, _)| k == "geometry") {
-        None => Ok(RunConfig::tiny()),
-        Some((_, v)) if v == "tiny" => Ok(RunConfig::tiny()),
-        Some((_, v)) if v == "production" => Ok(RunConfig::production()),
-        Some((_, v)) => Err(format!(
-            "unknown geometry '{v}' (expected tiny or production)"
-        )),
-    }
-}
-
 /// Replays one repro file; `Err` says why it does not pass.
 fn replay(path: &Path) -> Result<(), String> {
     let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
@@ -52,7 +39,7 @@ fn replay(path: &Path) -> Result<(), String> {
     if !missing.is_empty() {
         return Err(format!("missing header(s): {}", missing.join(", ")));
     }
-    let cfg = config_for(&headers)?;
+    let cfg = RunConfig::for_headers(&headers)?;
     let trace = Trace::parse(&text).map_err(|e| format!("does not parse: {e}"))?;
     if trace.ops.is_empty() {
         return Err("holds no op".into());

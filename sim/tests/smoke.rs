@@ -67,6 +67,24 @@ fn every_mix_replays_cleanly_with_parked_heaps() {
     assert!(reused > 0, "no parked heap was reused ({exits} exits)");
 }
 
+/// A trace's `set parked-heaps` reaches the allocator: on the tiny
+/// geometry (which parks nothing by itself) the second thread takes the
+/// first one's heap.
+#[test]
+fn a_trace_setting_parks_heaps_on_the_tiny_geometry() {
+    let ops = "t1 alloc p1 16\nt1 exit\nt2 alloc p2 16\nt2 free p1\n";
+    let reused = |text: &str| {
+        let t = hakmem_sim::Trace::parse(text).unwrap();
+        let r = run(&t, &RunConfig::tiny()).unwrap_or_else(|f| panic!("{text}: {f}"));
+        (r.stats.heaps_reused, r.stats.adoptions)
+    };
+    // parked: t2 gets t1's heap whole; not parked: t1's heap flushed and
+    // abandoned its slab, which t2 adopts
+    assert_eq!(reused(&format!("set parked-heaps 1\n{ops}")), (1, 0));
+    assert_eq!(reused(ops), (0, 1));
+    assert_eq!(reused(&format!("set parked-heaps 0\n{ops}")), (0, 1));
+}
+
 #[test]
 fn large_blocks_share_cached_pages_under_the_checker() {
     for moves_multi_vma in [true, false] {
@@ -116,7 +134,7 @@ fn large_blocks_share_cached_pages(moves_multi_vma: bool) {
             });
             live.push(id);
         }
-        let t = Trace { ops };
+        let t = Trace::new(ops);
         let cfg = RunConfig {
             alloc: Config {
                 large_cache_bytes: 64 * seg,
