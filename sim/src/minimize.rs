@@ -115,8 +115,19 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
     if renumbered != cur && cx.fails(&trace.with_ops(renumbered.clone())).is_some() {
         cur = renumbered;
     }
+    // A setting the failure does not need goes too (the run then takes
+    // the configuration's value).
+    if cx.parked_heaps.is_some()
+        && !cx.out_of_time()
+        && cx.fails(&Trace::new(cur.clone())).is_some()
+    {
+        cx.parked_heaps = None;
+    }
     Some(Minimized {
-        trace: trace.with_ops(cur),
+        trace: Trace {
+            ops: cur,
+            parked_heaps: cx.parked_heaps,
+        },
         runs: cx.runs,
         failure_id: cx.target,
     })

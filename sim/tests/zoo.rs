@@ -47,3 +47,27 @@ fn every_zoo_trace_fails_with_its_bug_and_passes_without() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The minimizer drops a trace setting the failure does not need: bug 1
+/// (drain forgets `used`) fails whether or not exited heaps are parked.
+#[test]
+fn the_minimizer_drops_a_setting_the_failure_does_not_need() {
+    use hakmem_sim::minimize::{minimize, MinimizeOptions};
+    let trace = Trace::parse(
+        "set parked-heaps 1\nt0 alloc p1 16\nt1 alloc p2 48\nt1 exit\nt0 free p1\nt0 drain\n",
+    )
+    .unwrap();
+    let mut cfg = RunConfig::tiny();
+    cfg.alloc.zoo = cfg.alloc.zoo.with(Bug::DrainForgetsUsed);
+    let opts = MinimizeOptions {
+        cfg: cfg.clone(),
+        isolate: false,
+        budget: std::time::Duration::from_secs(30),
+        verbose: false,
+    };
+    let m = minimize(&trace, &opts).expect("the trace fails with bug 1 on");
+    assert_eq!(m.trace.parked_heaps, None, "kept: {}", m.trace);
+    assert!(m.trace.ops.len() < trace.ops.len(), "{}", m.trace);
+    let f = run(&m.trace, &cfg).expect_err("the minimized trace still fails");
+    assert_eq!(f.id(), m.failure_id);
+}
