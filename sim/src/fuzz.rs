@@ -126,8 +126,8 @@ pub fn input_to_text(data: &[u8]) -> String {
 
 /// The `alloc_text` fuzz target: `data` is a text trace (a repro file);
 /// it runs with a check after every op, on the geometry its
-/// `# geometry:` header names (tiny by default) and with its settings. Its use is replaying
-/// `repro/*.trace` in a sanitizer build:
+/// `# geometry:` header names (tiny by default) and with its settings.
+/// Its use is replaying `repro/*.trace` in a sanitizer build:
 /// `cargo +nightly fuzz run alloc_text repro/*.trace` (libFuzzer runs each
 /// file given by name once). As a fuzz target it is weak (most mutations
 /// do not parse) but harmless: input that is not UTF-8 or does not parse

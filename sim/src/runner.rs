@@ -224,10 +224,10 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// Runs `trace` under `cfg`. Panics inside the allocator become
+/// Runs `trace` under `cfg`, the trace's settings (`set parked-heaps N`)
+/// taking precedence over `cfg`'s. Panics inside the allocator become
 /// `FailureKind::Panic`; a crash (a signal) kills the process — use
 /// [`run_isolated`] to survive those.
-/// The trace's settings (`set parked-heaps N`) override `cfg`'s.
 pub fn run(trace: &Trace, cfg: &RunConfig) -> Result<RunReport, Failure> {
     let applied;
     let cfg = match trace.parked_heaps {

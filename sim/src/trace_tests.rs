@@ -380,23 +380,27 @@ fn a_setting_before_the_first_op_round_trips() {
 
 #[test]
 fn a_bad_setting_names_its_line_column_and_fault() {
-    assert_err(
-        "t0 drain\nset parked-heaps 1\n",
-        2,
-        1,
-        "before the first op",
-    );
-    assert_err(
-        "set parked-heaps 1\nset parked-heaps 2\n",
-        2,
-        5,
-        "set twice",
-    );
-    assert_err("set heaps 1\n", 1, 5, "unknown setting 'heaps'");
-    assert_err("set parked-heaps 17\n", 1, 18, "from 0 to 16");
-    assert_err("set parked-heaps x\n", 1, 18, "from 0 to 16");
-    assert_err("set parked-heaps\n", 1, 17, "expected a number of heaps");
-    assert_err("set parked-heaps 1 2\n", 1, 20, "unexpected '2'");
+    for (text, line, column, reason) in [
+        (
+            "t0 drain\nset parked-heaps 1\n",
+            2,
+            1,
+            "before the first op",
+        ),
+        (
+            "set parked-heaps 1\nset parked-heaps 2\n",
+            2,
+            5,
+            "set twice",
+        ),
+        ("set heaps 1\n", 1, 5, "unknown setting 'heaps'"),
+        ("set parked-heaps 17\n", 1, 18, "from 0 to 16"),
+        ("set parked-heaps x\n", 1, 18, "from 0 to 16"),
+        ("set parked-heaps\n", 1, 17, "expected a number of heaps"),
+        ("set parked-heaps 1 2\n", 1, 20, "unexpected '2'"),
+    ] {
+        assert_err(text, line, column, reason);
+    }
     let big = Trace {
         parked_heaps: Some(MAX_PARKED_HEAPS + 1),
         ..Trace::default()
