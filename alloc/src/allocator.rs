@@ -318,16 +318,17 @@ impl<P: Platform> Allocator<P> {
     /// while no `Heap` exists: a simulation's world is moved into its last
     /// step), and the heap's pointer to it would dangle.
     fn pop_parked(&self, hl: &mut HeapList<P>) -> Option<NonNull<HeapData<P>>> {
-        let h = NonNull::new(hl.parked)?.as_ptr();
+        let h = NonNull::new(hl.parked)?;
         // SAFETY: a parked heap is a live record nobody uses; off the list
         // it is the caller's alone.
         unsafe {
-            hl.parked = (*h).parked_next;
-            (*h).parked_next = ptr::null_mut();
-            (*h).alloc = self;
+            let p = h.as_ptr();
+            hl.parked = (*p).parked_next;
+            (*p).parked_next = ptr::null_mut();
+            (*p).alloc = self;
         }
         hl.parked_count -= 1;
-        NonNull::new(h)
+        Some(h)
     }
 
     /// Retires every parked heap (flushed, slabs abandoned), so that their
