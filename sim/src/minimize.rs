@@ -67,6 +67,14 @@ impl Ctx<'_> {
     fn out_of_time(&self) -> bool {
         Instant::now() >= self.deadline
     }
+
+    /// A candidate: `ops` with the settings being kept.
+    fn trace(&self, ops: Vec<Op>) -> Trace {
+        Trace {
+            ops,
+            parked_heaps: self.parked_heaps,
+        }
+    }
 }
 
 /// Minimizes `trace`, which must fail under `opts.cfg`; returns `None` if
@@ -90,7 +98,7 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
     }
     loop {
         let before = cur.len();
-        let before_text = trace.with_ops(cur.clone()).to_string();
+        let before_text = cx.trace(cur.clone()).to_string();
         ddmin(&mut cx, &mut cur);
         remove_windows(&mut cx, &mut cur);
         remove_handles(&mut cx, &mut cur);
@@ -106,13 +114,13 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
             );
         }
         if cx.out_of_time()
-            || (cur.len() == before && trace.with_ops(cur.clone()).to_string() == before_text)
+            || (cur.len() == before && cx.trace(cur.clone()).to_string() == before_text)
         {
             break;
         }
     }
     let renumbered = renumber(&cur);
-    if renumbered != cur && cx.fails(&trace.with_ops(renumbered.clone())).is_some() {
+    if renumbered != cur && cx.fails(&cx.trace(renumbered.clone())).is_some() {
         cur = renumbered;
     }
     // A setting the failure does not need goes too (the run then takes
@@ -124,10 +132,7 @@ pub fn minimize(trace: &Trace, opts: &MinimizeOptions) -> Option<Minimized> {
         cx.parked_heaps = None;
     }
     Some(Minimized {
-        trace: Trace {
-            ops: cur,
-            parked_heaps: cx.parked_heaps,
-        },
+        trace: cx.trace(cur),
         runs: cx.runs,
         failure_id: cx.target,
     })
@@ -138,10 +143,7 @@ fn try_keep(cx: &mut Ctx<'_>, cur: &mut Vec<Op>, cand: Vec<Op>) -> bool {
     if cx.out_of_time() {
         return false;
     }
-    match cx.fails(&Trace {
-        ops: cand.clone(),
-        parked_heaps: cx.parked_heaps,
-    }) {
+    match cx.fails(&cx.trace(cand.clone())) {
         Some(at) => {
             let mut cand = cand;
             if let Some(i) = at {

@@ -229,19 +229,13 @@ impl std::error::Error for Failure {}
 /// `FailureKind::Panic`; a crash (a signal) kills the process — use
 /// [`run_isolated`] to survive those.
 pub fn run(trace: &Trace, cfg: &RunConfig) -> Result<RunReport, Failure> {
-    let applied;
-    let cfg = match trace.parked_heaps {
-        Some(n) if n != cfg.alloc.parked_heaps => {
-            let mut c = cfg.clone();
-            c.alloc.parked_heaps = n;
-            applied = c;
-            &applied
-        }
-        _ => cfg,
-    };
+    let mut cfg = cfg.clone();
+    if let Some(n) = trace.parked_heaps {
+        cfg.alloc.parked_heaps = n;
+    }
     match cfg.geometry {
-        GeometryKind::Tiny => run_on::<SimTiny>(trace, cfg),
-        GeometryKind::Production => run_on::<SimProd>(trace, cfg),
+        GeometryKind::Tiny => run_on::<SimTiny>(trace, &cfg),
+        GeometryKind::Production => run_on::<SimProd>(trace, &cfg),
     }
 }
 

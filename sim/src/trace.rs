@@ -283,14 +283,6 @@ impl Trace {
         }
     }
 
-    /// `ops` with this trace's settings (what a minimizer's candidate is).
-    pub fn with_ops(&self, ops: Vec<Op>) -> Trace {
-        Trace {
-            ops,
-            parked_heaps: self.parked_heaps,
-        }
-    }
-
     /// Reads the text form (see the module docs).
     pub fn parse(text: &str) -> Result<Trace, ParseError> {
         let mut trace = Trace::default();
