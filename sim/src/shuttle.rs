@@ -43,5 +43,5 @@ pub use explore::{
 };
 pub use platform::{ShuttleSched, ShuttleTiny};
 pub use scenarios::Scenario;
-pub use sched_fuzz::{fuzz_alloc_sched, run_alloc_sched, SchedInput};
+pub use sched_fuzz::{fuzz_alloc_sched, run_alloc_sched, run_alloc_sched_stats, SchedInput};
 pub use world::{Blk, ThreadHeap, World};

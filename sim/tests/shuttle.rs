@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use hakmem::Zoo;
 use hakmem_sim::shuttle::explore::{pct_depth_from_env, repro_dir};
 use hakmem_sim::shuttle::{
-    check_pct, check_random, replay, run_alloc_sched, Options, ReproFile, Scenario,
+    check_pct, check_random, replay, run_alloc_sched, run_alloc_sched_stats, Options, ReproFile,
+    Scenario, SchedInput,
 };
 
 const DEFAULT_ITERS: usize = 3000;
@@ -180,6 +181,24 @@ fn alloc_sched_random_inputs_run_cleanly() {
     );
 }
 
+/// A trace's `set parked-heaps 1` reaches the `alloc_sched` world: the
+/// thread's heap parks at `exit` and its next op takes it back whole;
+/// without the setting the heap is flushed and the next one adopts the
+/// abandoned slab.
+#[test]
+fn alloc_sched_inputs_park_heaps_when_the_trace_says_so() {
+    let ops = "t1 alloc p1 16\nt1 exit\nt1 alloc p2 16\nt1 free p1\nt1 free p2\n";
+    let reused = |text: &str| {
+        let t = hakmem_sim::Trace::parse(text).unwrap();
+        let input = SchedInput::encode(&[], &hakmem_sim::encode(&t).expect("a byte form"));
+        assert_eq!(SchedInput::decode(&input).parked_heaps, t.parked_heaps);
+        let s = run_alloc_sched_stats(&input, Zoo::NONE).unwrap_or_else(|e| panic!("{text}: {e}"));
+        (s.heaps_reused, s.adoptions, s.heaps_created)
+    };
+    assert_eq!(reused(&format!("set parked-heaps 1\n{ops}")), (1, 0, 1));
+    assert_eq!(reused(ops), (0, 1, 2));
+}
+
 /// Regenerates the seed corpus of `alloc_sched` (`corpus/alloc_sched/`):
 /// seeded traces of every workload mix, each with no schedule bytes (no
 /// preemption) and with a few random ones. Run with `--ignored`.
@@ -203,6 +222,23 @@ fn write_alloc_sched_seed_corpus() {
                 let name = format!("{mix}-{seed}-s{sched_len}");
                 std::fs::write(dir.join(name), &input).unwrap();
             }
+        }
+    }
+    // The same traces of seed 0 with one exited heap parked (their own
+    // schedule bytes, so the inputs above stay as they were).
+    let mut rng = SplitMix64::new(0x5eed_9a4c);
+    for mix in Mix::ALL {
+        let trace = hakmem_sim::Trace {
+            parked_heaps: Some(1),
+            ..generate(mix, 0, 80)
+        };
+        let Some(bytes) = encode(&trace) else {
+            continue;
+        };
+        for sched_len in [0usize, 48] {
+            let schedule: Vec<u8> = (0..sched_len).map(|_| rng.next_u64() as u8).collect();
+            let input = SchedInput::encode(&schedule, &bytes);
+            std::fs::write(dir.join(format!("{mix}-0-s{sched_len}-parked")), &input).unwrap();
         }
     }
 }

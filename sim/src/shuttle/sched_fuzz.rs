@@ -7,7 +7,7 @@
 //! ```text
 //! input    = n_lo n_hi schedule trace
 //! schedule = min(n, what is left) bytes, n = n_lo + 256 * n_hi
-//! trace    = the byte form of a trace (`bytes.rs`, format v1), at most
+//! trace    = the byte form of a trace (`bytes.rs`, format v2), at most
 //!            MAX_OPS ops
 //! ```
 //!
@@ -19,6 +19,10 @@
 //! and `os fail` run on thread 0; `check` and the misuse ops (double,
 //! interior and foreign frees) are skipped: `alloc_ops` covers misuse, and
 //! the checker needs quiescence, which comes when every thread is joined.
+//! A trace's `set parked-heaps 1` (bit 2 of its first byte) reaches the
+//! allocator's configuration, so an `exit` parks its heap whole and the
+//! thread's next op (or another thread's first) takes it back, with
+//! remote frees of its blocks racing the hand-over.
 //!
 //! Each schedule byte is one scheduling decision, taken only where more
 //! than one task can run: bits 0..3 pick the runnable task (`b % n`), bits
@@ -29,35 +33,28 @@
 //! # Running
 //!
 //! ```text
-//! cargo +nightly fuzz run alloc_sched -O -s none                 # CI: 60 s
+//! cargo +nightly fuzz run -O alloc_sched fuzz/corpus/alloc_sched corpus/alloc_sched  # CI: 60 s
 //! HAKMEM_ZOO=remote-push-load-store \
-//!   cargo +nightly fuzz run alloc_sched -O -s none --features zoo
+//!   cargo +nightly fuzz run -O alloc_sched --features zoo
 //! ```
 //!
 //! `-O` leaves debug assertions out, as `cargo test --release` does: a
 //! `debug_assert!` that reads an atomic is a scheduling point, so an input
 //! found with them replays differently without them. A crash input replays
 //! with [`run_alloc_sched`] (`repro/shuttle/zoo/*.input` are replayed so by
-//! `tests/shuttle_zoo.rs`).
-//!
-//! Under AddressSanitizer (cargo-fuzz's default sanitizer) the target stops
-//! at once at two bugs in the allocator's poisoning, reported for the files
-//! that hold them: `HeapData::alloc_slow` zeroes a slab block before marking
-//! it live, and the large cache's reuse path marks only the requested size
-//! live while `usable_size` (which `realloc` copies) reports the whole
-//! usable size. Until they are fixed it runs with `-s none`; the checker
-//! and the content patterns still see every corruption.
+//! `tests/shuttle_zoo.rs`). cargo-fuzz's default sanitizer, AddressSanitizer,
+//! sees `SimOs`'s poisoning of freed and uncarved blocks, as in `alloc_ops`.
 
 use std::sync::OnceLock;
 
 use ::shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 use ::shuttle::sync::Mutex;
 use ::shuttle::thread;
-use hakmem::{AllocError, Platform, ReallocError, Zoo};
+use hakmem::{AllocError, Config, Platform, ReallocError, Stats, Zoo};
 
 use super::explore::{parse_zoo, run_once};
 use super::platform::ShuttleTiny;
-use super::world::{fail, Blk, ThreadHeap, World};
+use super::world::{fail, world_config, Blk, ThreadHeap, World};
 use crate::bytes::decode;
 use crate::trace::{Op, OsFailKind};
 
@@ -72,6 +69,8 @@ pub struct SchedInput {
     pub threads: Vec<Vec<Op>>,
     /// One past the largest handle id.
     pub handles: usize,
+    /// The trace's `set parked-heaps` setting, if it has one.
+    pub parked_heaps: Option<usize>,
 }
 
 impl SchedInput {
@@ -107,6 +106,7 @@ impl SchedInput {
             schedule: schedule.to_vec(),
             threads,
             handles,
+            parked_heaps: trace.parked_heaps,
         }
     }
 
@@ -208,13 +208,30 @@ pub fn fuzz_alloc_sched(data: &[u8]) {
 
 /// Runs one input; `Err` is the failure message.
 pub fn run_alloc_sched(data: &[u8], zoo: Zoo) -> Result<(), String> {
-    let input = std::sync::Arc::new(SchedInput::decode(data));
-    let sched = BytesScheduler::new(input.schedule.clone());
-    run_once(sched, move || execute(&input, zoo))
+    run_alloc_sched_stats(data, zoo).map(drop)
 }
 
-fn execute(input: &SchedInput, zoo: Zoo) {
-    let w = World::new(zoo);
+/// [`run_alloc_sched`], returning the allocator's stats as the threads
+/// left them (before the final frees, exit and checks).
+pub fn run_alloc_sched_stats(data: &[u8], zoo: Zoo) -> Result<Stats, String> {
+    let input = std::sync::Arc::new(SchedInput::decode(data));
+    let sched = BytesScheduler::new(input.schedule.clone());
+    let stats = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let out = std::sync::Arc::clone(&stats);
+    run_once(sched, move || {
+        let s = execute(&input, zoo);
+        *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    })?;
+    let s = stats.lock().unwrap_or_else(|e| e.into_inner()).take();
+    Ok(s.expect("a passing execution records its stats"))
+}
+
+fn execute(input: &SchedInput, zoo: Zoo) -> Stats {
+    let base = world_config(zoo);
+    let w = World::with_config(Config {
+        parked_heaps: input.parked_heaps.unwrap_or(base.parked_heaps),
+        ..base
+    });
     let table = Mutex::new(vec![None::<Blk>; input.handles]);
     thread::scope(|s| {
         for ops in &input.threads {
@@ -231,7 +248,9 @@ fn execute(input: &SchedInput, zoo: Zoo) {
         .into_iter()
         .flatten()
         .collect();
+    let stats = w.allocator().stats();
     w.finish(live);
+    stats
 }
 
 /// Whether an allocation error is legitimate: the OS refused something
