@@ -264,10 +264,33 @@ impl RegistryView {
     }
 
     /// Number of marked granules (scans the table: checker use, small
-    /// tables only).
-    pub(crate) fn count_marked(&self) -> usize {
+    /// tables only). Eight granules per load: the checker runs after every
+    /// op of a simulated trace, and a byte at a time this scan was half of
+    /// `hakmem-sim explore`'s time.
+    ///
+    /// # Safety
+    /// Nothing marks or clears a granule during the call (the checker's
+    /// quiescence): whole words of the table are read non-atomically.
+    pub(crate) unsafe fn count_marked(&self) -> usize {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        let words = self.granules / 8;
+        let base = self.table.cast::<u64>().cast_const();
+        // The table is mapped page-aligned (`init`).
+        debug_assert!(base.is_aligned());
         let mut n = 0;
-        for g in 0..self.granules {
+        for i in 0..words {
+            // SAFETY: word `i` lies in the table (`8 * i + 8 <= granules`)
+            // and is aligned; per the contract nobody writes it meanwhile.
+            let w = unsafe { base.add(i).read() };
+            // Bit 7 of each byte: set iff the byte is not zero (its low
+            // seven bits add up to bit 7, or bit 7 is its own); no carry
+            // leaves a byte. Then the byte sum of those bits, in the top
+            // byte of the product.
+            let nonzero = (((w & LOW7) + LOW7) | w) & !LOW7;
+            n += ((nonzero >> 7).wrapping_mul(ONES) >> 56) as usize;
+        }
+        for g in words * 8..self.granules {
             // SAFETY: `g < granules`.
             if unsafe { (*self.table.add(g)).load(Ordering::Relaxed) } != 0 {
                 n += 1;
@@ -278,5 +301,59 @@ impl RegistryView {
 
     pub(crate) fn granules(&self) -> usize {
         self.granules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_marked_counts_every_nonzero_byte_of_the_table() {
+        // 301 granules: 37 whole words and a tail of 5.
+        let granules: usize = 8 * 37 + 5;
+        let mut words = vec![0u64; granules.div_ceil(8)];
+        let view = RegistryView {
+            table: words.as_mut_ptr().cast(),
+            range_start: 0,
+            granules,
+        };
+        let naive = || {
+            (0..granules)
+                // SAFETY: `g < granules`, inside `words`.
+                .filter(|&g| unsafe { (*view.table.add(g)).load(Ordering::Relaxed) } != 0)
+                .count()
+        };
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..200 {
+            // Every byte value a granule can hold, and others (0x80 and
+            // 0xff test the top bit), at random granules, ends included.
+            for _ in 0..round % 40 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let g = match rng % 5 {
+                    0 => 0,
+                    1 => granules - 1,
+                    _ => (rng >> 8) as usize % granules,
+                };
+                let byte = [
+                    0,
+                    SEG_SMALL,
+                    BYTE_LARGE,
+                    BYTE_LARGE_ALIGNED,
+                    SEG_MID,
+                    0x80,
+                    0xff,
+                    0x7f,
+                ][(rng >> 40) as usize % 8];
+                // SAFETY: `g < granules`.
+                unsafe { (*view.table.add(g)).store(byte, Ordering::Relaxed) };
+            }
+            // SAFETY: single-threaded.
+            assert_eq!(unsafe { view.count_marked() }, naive(), "round {round}");
+        }
+        assert!(naive() > 0);
+        drop(words);
     }
 }
