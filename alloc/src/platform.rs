@@ -64,6 +64,10 @@ pub struct OsBooks {
     /// Misuses seen so far: unmap of something not mapped, double unmap,
     /// commit/decommit outside a mapping, unmap of a partial mapping.
     pub misuse_count: usize,
+    /// An address no mapping this layer has ever made reaches past (0
+    /// before the first): the checker scans the ownership registry only
+    /// up to here, since every mark the allocator sets lies in a mapping.
+    pub mapped_end: usize,
 }
 
 /// Memory from the operating system.

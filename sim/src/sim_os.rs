@@ -187,6 +187,8 @@ struct State {
     stats: SimOsStats,
     /// VMAs in all live mappings.
     vmas: usize,
+    /// Offset past the end of every mapping ever made (`OsBooks::mapped_end`).
+    high_water: usize,
 }
 
 impl State {
@@ -577,6 +579,7 @@ unsafe impl Os for SimOs {
         st.stats.peak_vmas = st.stats.peak_vmas.max(st.vmas);
         st.mapped_size += size;
         st.committed_size += size;
+        st.high_water = st.high_water.max(off + size);
         // The range is live again: an unmap there is no longer a double one.
         let stale: Vec<usize> = st
             .unmapped
@@ -870,6 +873,11 @@ unsafe impl Os for SimOs {
             map_count: st.maps.len(),
             committed_size: st.committed_size,
             misuse_count: st.misuse_count,
+            mapped_end: if st.high_water == 0 {
+                0
+            } else {
+                self.base + st.high_water
+            },
         })
     }
 
