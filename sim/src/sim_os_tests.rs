@@ -168,7 +168,7 @@ fn books_follow_map_unmap_commit_and_decommit() {
             map_count: 1,
             committed_size: 4 * PAGE,
             misuse_count: 0,
-            // The end of all ever mapped stays: `a` was mapped below `b`.
+            // `b`, still live, ends there.
             mapped_end: 20 * PAGE,
         }
     );
@@ -176,6 +176,15 @@ fn books_follow_map_unmap_commit_and_decommit() {
     assert_eq!(
         (s.map_calls, s.unmap_calls, s.commit_calls, s.decommit_calls),
         (2, 1, 1, 2)
+    );
+    // The high-water mark outlives the mappings that set it.
+    unmap(&os, b, 4 * PAGE);
+    assert_eq!(
+        books(&os),
+        OsBooks {
+            mapped_end: 20 * PAGE,
+            ..OsBooks::default()
+        }
     );
 }
 
