@@ -616,7 +616,7 @@ impl<P: Platform> HeapData<P> {
                 .os
                 .mark_block(b.cast(), class_size(slab.class()), false);
         }
-        if slab.owner.load(Relaxed) == self.own_id() {
+        if slab.owned_by(self.own_id()) {
             let cache = Self::slab_cache(&mut self.caches, slab);
             // SAFETY: the block was live and is ours to link.
             unsafe {

@@ -17,6 +17,7 @@ mod block;
 pub mod check;
 pub mod config;
 pub mod error;
+mod fold;
 pub mod geometry;
 mod global;
 pub mod heap;

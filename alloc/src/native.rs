@@ -332,6 +332,7 @@ impl Sched for NativeSched {
 }
 
 impl AtomicUsizeOps for AtomicUsize {
+    const PLAIN_WORD: bool = true;
     #[inline(always)]
     fn new(v: usize) -> Self {
         AtomicUsize::new(v)

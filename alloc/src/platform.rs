@@ -236,6 +236,11 @@ pub unsafe trait Os: Send + Sync {
 
 /// Atomic word used by the allocator for synchronisation.
 pub trait AtomicUsizeOps: Send + Sync {
+    /// True when the type is core's `AtomicUsize`, a bare word in memory:
+    /// the free path may then compare it straight from memory (one
+    /// instruction, see `fold.rs`) instead of through [`load`](Self::load).
+    /// Model checkers' atomics, which must see every access, keep false.
+    const PLAIN_WORD: bool = false;
     fn new(v: usize) -> Self;
     fn load(&self, order: Ordering) -> usize;
     fn store(&self, v: usize, order: Ordering);
