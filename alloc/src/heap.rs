@@ -587,6 +587,7 @@ impl<P: Platform> HeapData<P> {
         if byte == SEG_SMALL {
             self.free_in_segment(addr, granule, P::GEOMETRY.small_slab_shift)
         } else if byte == SEG_MID {
+            cold_path();
             self.free_in_segment(addr, granule, P::GEOMETRY.mid_slab_shift)
         } else {
             false
