@@ -294,7 +294,7 @@ extern "C" fn free_or_abort_cold(p: *mut u8, op: &str) {
 #[inline(always)]
 pub fn alloc_raw_errno(size: usize, align: usize) -> *mut u8 {
     match current_heap() {
-        Some(h) => h.alloc_raw_or(size, align, |h| alloc_miss_errno(h, size, align)),
+        Some(h) => h.alloc_raw_or(size, align, |h| alloc_miss_errno(size, align, h)),
         None => alloc_raw_slow_errno(size, align),
     }
 }
@@ -302,7 +302,7 @@ pub fn alloc_raw_errno(size: usize, align: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 #[allow(improper_ctypes_definitions)] // called from Rust only
-extern "C" fn alloc_miss_errno(h: &mut NativeHeap, size: usize, align: usize) -> *mut u8 {
+extern "C" fn alloc_miss_errno(size: usize, align: usize, h: &mut NativeHeap) -> *mut u8 {
     enomem_if_null(h.alloc_raw_slow(size, align))
 }
 
