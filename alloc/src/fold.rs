@@ -115,6 +115,27 @@ pub(crate) unsafe fn equal_at<const OFF: usize>(x: u64, base: *const u8) -> bool
     }
 }
 
+/// `x`, unchanged, but as a value the compiler cannot see through: it
+/// must hold it in a register of its own, as computed, and cannot fold it
+/// into an addressing mode or rebuild it from another value it holds.
+/// (The instruction selection choices this undoes are noted at each use.)
+#[inline(always)]
+pub(crate) fn opaque(x: usize) -> usize {
+    #[allow(unused_mut)]
+    let mut x = x;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: an empty asm block that only claims to change `x` (it does
+    // not): it reads and writes no memory, no stack and no flags.
+    unsafe {
+        asm!(
+            "/* {x} */",
+            x = inout(reg) x,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    x
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

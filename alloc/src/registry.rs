@@ -139,7 +139,18 @@ impl Registry {
             // SAFETY: `g < granules`, and the table (mapped by `init`, which
             // the caller has seen) has one byte per granule.
             let byte = unsafe { (*table.add(g)).load(Ordering::Relaxed) };
-            return (byte, g << segment_shift);
+            // The granule's start straight from `addr`, with one `and`
+            // (the mask in a register: it does not fit an immediate),
+            // rather than `g << segment_shift`, which LLVM computes from
+            // `g` after its shift and mask: the free path's slab record
+            // address, which all the rest of a free waits for, is then
+            // two operations less deep. `opaque` keeps LLVM from turning
+            // the `and` back into the shift. pair, every function 64-byte
+            // aligned, pinned medians of 11-15, three sets: 0.2829 ->
+            // 0.2689, 0.2856 -> 0.2746, 0.2831 -> 0.2747 s; glibc-simple
+            // and fixed-size unchanged.
+            let mask = crate::fold::opaque((granules - 1) << segment_shift);
+            return (byte, addr & mask);
         }
         let view = RegistryView {
             table,

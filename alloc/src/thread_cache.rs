@@ -113,20 +113,6 @@ impl ThreadCache {
 pub(crate) unsafe fn cache_at(caches: *mut ThreadCache, off: usize) -> *mut ThreadCache {
     // SAFETY: in bounds per the contract.
     let p = unsafe { caches.byte_add(off) };
-    // The address goes through the asm, the provenance stays with `p`.
-    p.map_addr(|a| {
-        #[allow(unused_mut)]
-        let mut a = a;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: an empty asm block that only claims to change `a` (it
-        // does not): it reads and writes no memory, no stack and no flags.
-        unsafe {
-            core::arch::asm!(
-                "/* {a} */",
-                a = inout(reg) a,
-                options(pure, nomem, nostack, preserves_flags)
-            )
-        };
-        a
-    })
+    // The address goes through `opaque`, the provenance stays with `p`.
+    p.map_addr(crate::fold::opaque)
 }
