@@ -1164,7 +1164,7 @@ impl<P: Platform> Walk<'_, P> {
             .at_block(base));
         }
         let size = h.map_size.load(Relaxed);
-        if size >= self.a.share_min() && size % P::GEOMETRY.segment_size() != 0 {
+        if size >= self.a.share_min() && !size.is_multiple_of(P::GEOMETRY.segment_size()) {
             return Err(fail(
                 Invariant::I6,
                 "LARGE-BOOKS",

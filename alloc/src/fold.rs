@@ -15,6 +15,11 @@
 //! they are the plain `Relaxed` loads. The caller names the word by a base
 //! pointer and a constant offset, so that the offset goes into the
 //! instruction's displacement instead of a register of its own.
+//!
+//! The compares end in their own conditional jump (`asm!` with a `label`
+//! operand, stable since Rust 1.87, hence the workspace's MSRV): the flags
+//! cannot leave an `asm!` block any other way, and materialising them as a
+//! bool would cost the instructions the fold saves.
 
 #[cfg(target_arch = "x86_64")]
 use core::arch::asm;

@@ -1070,7 +1070,7 @@ impl<P: Platform> HeapData<P> {
     ) -> Result<NonNull<u8>, ReallocError> {
         let old = self.usable_size(p)?;
         let addr = p.as_ptr() as usize;
-        if new_size <= old && addr % align.max(1) == 0 {
+        if new_size <= old && addr.is_multiple_of(align.max(1)) {
             let in_place = match self.registry.lookup(addr, P::GEOMETRY.segment_shift) {
                 // Same class: stay. Shrinking below the class: move.
                 Region::Segment => class_for(new_size, align) == class_for(old, align),
@@ -1157,7 +1157,7 @@ unsafe fn checked_slab<'a, P: Platform>(addr: usize, key: usize) -> Result<&'a S
 }
 
 /// Marks the branch that calls it as unlikely, so the compiler lays it out
-/// of line (`core::hint::cold_path` needs Rust 1.95; our MSRV is 1.85).
+/// of line (`core::hint::cold_path` needs Rust 1.95; our MSRV is 1.87).
 #[cold]
 #[inline(always)]
 fn cold_path() {}

@@ -779,7 +779,7 @@ impl<P: Platform> Allocator<P> {
         // SAFETY: per the contract the header is ours.
         let hd = unsafe { &*h };
         let (base, size) = (hd.base(), hd.map_size.load(Relaxed));
-        debug_assert!(at > 0 && at < size && at % P::GEOMETRY.segment_size() == 0);
+        debug_assert!(at > 0 && at < size && at.is_multiple_of(P::GEOMETRY.segment_size()));
         // SAFETY: `base`/`size` are exactly one live mapping (the
         // contract); `at` is a page multiple inside it.
         let split = unsafe {
@@ -873,7 +873,7 @@ impl<P: Platform> Allocator<P> {
         let seg = P::GEOMETRY.segment_size();
         // SAFETY: per the contract the header is ours.
         let old = unsafe { (*h).map_size.load(Relaxed) };
-        if old % seg != 0 || need % seg != 0 {
+        if !old.is_multiple_of(seg) || !need.is_multiple_of(seg) {
             return None;
         }
         let r = self.os_map(need, seg).ok()?;

@@ -127,7 +127,7 @@ unsafe impl Os for NativeOs {
     const FIXED_RANGE: Option<(usize, usize)> = Some((0, USER_ADDRESS_END));
 
     fn map(&self, size: usize, align: usize) -> Result<NonNull<u8>, OsError> {
-        debug_assert!(size % PAGE_SIZE == 0 && align.is_power_of_two());
+        debug_assert!(size.is_multiple_of(PAGE_SIZE) && align.is_power_of_two());
         if align <= PAGE_SIZE {
             return Self::mmap(size);
         }
@@ -139,7 +139,7 @@ unsafe impl Os for NativeOs {
         let hint = (ALIGNED_HINT.fetch_add(step, Ordering::Relaxed) + align - 1) & !(align - 1);
         if hint + size < ALIGNED_HINT_END {
             if let Ok(p) = Self::mmap_at(hint as *mut u8, size) {
-                if p.as_ptr() as usize % align == 0 {
+                if (p.as_ptr() as usize).is_multiple_of(align) {
                     return Ok(p);
                 }
                 // SAFETY: our fresh mapping, not yet handed out.

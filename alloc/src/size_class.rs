@@ -102,7 +102,7 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
     }
     let mut c = class_of_size(want);
     while c < CLASS_TABLE_LEN {
-        if class_size(c) % align == 0 {
+        if class_size(c).is_multiple_of(align) {
             return Some(c);
         }
         c += 1;
@@ -253,7 +253,7 @@ mod tests {
             let limit = u64::MAX / stride as u64;
             let check = |off: usize| {
                 let q = block_quotient(off, inv, shift);
-                if off % stride == 0 {
+                if off.is_multiple_of(stride) {
                     assert_eq!(q, (off / stride) as u64, "stride {stride} off {off}");
                 } else {
                     assert!(q > limit, "stride {stride} off {off}: q {q}");

@@ -490,7 +490,7 @@ impl<'a, P: Platform<Os = SimOs>> Runner<'a, P> {
         align: usize,
     ) -> Result<(), Failure> {
         let p = ptr.as_ptr() as usize;
-        if p % align != 0 {
+        if !p.is_multiple_of(align) {
             return Err(Failure::user(
                 i,
                 "USER-ALIGN",

@@ -140,7 +140,7 @@ struct Mapping {
 impl Mapping {
     fn new(pages: usize) -> Mapping {
         let mut committed = vec![u64::MAX; pages.div_ceil(64)];
-        if pages % 64 != 0 {
+        if !pages.is_multiple_of(64) {
             *committed.last_mut().expect("a mapping has pages") = (1u64 << (pages % 64)) - 1;
         }
         Mapping {
@@ -248,7 +248,7 @@ impl SimOs {
     pub fn try_new(cfg: SimOsConfig) -> io::Result<SimOs> {
         // SAFETY: sysconf has no memory-safety preconditions.
         let machine_page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        if !cfg.page_size.is_power_of_two() || cfg.page_size % machine_page != 0 {
+        if !cfg.page_size.is_power_of_two() || !cfg.page_size.is_multiple_of(machine_page) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -422,7 +422,7 @@ impl SimOs {
             st.misuse(format!("{verb} of {ptr:#x}+{size:#x}: outside the arena"));
             return None;
         };
-        if off % page != 0 || size % page != 0 {
+        if !off.is_multiple_of(page) || !size.is_multiple_of(page) {
             st.misuse(format!(
                 "{verb} of @{off:#x}+{size:#x}: not aligned to the page size {page:#x}"
             ));
@@ -540,7 +540,7 @@ unsafe impl Os for SimOs {
         let page = self.cfg.page_size;
         let mut st = self.lock();
         st.stats.map_calls += 1;
-        if size == 0 || size % page != 0 || !align.is_power_of_two() {
+        if size == 0 || !size.is_multiple_of(page) || !align.is_power_of_two() {
             st.misuse(format!(
                 "map of {size:#x} bytes aligned to {align:#x}: the size must be a positive \
                  multiple of the page size {page:#x} and the alignment a power of two"
@@ -664,7 +664,7 @@ unsafe impl Os for SimOs {
         let Some(off) = self.offset(addr) else {
             return misuse(&mut st, "outside the arena");
         };
-        if at == 0 || at >= size || at % page != 0 {
+        if at == 0 || at >= size || !at.is_multiple_of(page) {
             return misuse(&mut st, "not a page boundary inside the mapping");
         }
         if st.maps.get(&off).map(|m| m.pages * page) != Some(size) {

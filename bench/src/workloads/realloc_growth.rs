@@ -69,7 +69,7 @@ fn run(p: &mut Params) -> Result<Outcome, String> {
 
 /// Grows one buffer to its limit and frees it; returns the calls made.
 fn grow_one(growth: &Growth, seq: u64) -> u64 {
-    let additive = seq % 2 == 0;
+    let additive = seq.is_multiple_of(2);
     let limit = if additive {
         growth.max_add
     } else {

@@ -316,7 +316,7 @@ fn short_lived_threads(w: &World) -> Vec<Blk> {
             };
             let mut keep = vec![c];
             if let Some(t) = theirs {
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     // Grow a block another (maybe exited) thread allocated.
                     keep.push(h.realloc(t, t.size + 200));
                 } else {

@@ -275,7 +275,7 @@ impl ThreadHeap<'_> {
             self.heap.alloc(size, align)?
         };
         let ptr = p.as_ptr() as usize;
-        if ptr % align != 0 {
+        if !ptr.is_multiple_of(align) {
             fail(
                 "I7 USER-ALIGN",
                 format!("{} is not aligned to {align}", self.world.rel(ptr)),
