@@ -59,68 +59,53 @@ pub(crate) unsafe fn sub_at<const OFF: usize>(x: u64, base: *const u8) -> u64 {
     }
 }
 
-/// `x < w`, `w` the word at `base + OFF` read `Relaxed`. The compare and
-/// the branch on it are one fused instruction pair; `x >= w` is the jump.
-///
-/// # Safety
-/// As for [`sub_at`].
-#[inline(always)]
-pub(crate) unsafe fn below_at<const OFF: usize>(x: u64, base: *const u8) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: as in `sub_at`; the jump leaves through the label, which
-        // returns.
-        unsafe {
-            asm!(
-                "cmp {x}, qword ptr [{base} + {off}]",
-                "jae {no}",
-                x = in(reg) x,
-                base = in(reg) base,
-                off = const OFF,
-                no = label { return false },
-                options(readonly, nostack),
-            )
-        };
-        true
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // SAFETY: per the contract.
-        let w = unsafe { &*base.add(OFF).cast::<AtomicU64>() };
-        x < w.load(Relaxed)
-    }
+/// A compare of `x` with the word `w` at `base + OFF`, read `Relaxed`:
+/// the `cmp` and the conditional jump `$jump` (taken when `$holds` is
+/// false) are one fused instruction pair, and the jump leaves through
+/// the `asm!` block's label.
+macro_rules! compare_at {
+    ($(#[$doc:meta])* $name:ident, $jump:literal, |$x:ident, $w:ident| $holds:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// As for [`sub_at`].
+        #[inline(always)]
+        pub(crate) unsafe fn $name<const OFF: usize>($x: u64, base: *const u8) -> bool {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: as in `sub_at`; the jump leaves through the
+                // label, which returns.
+                unsafe {
+                    asm!(
+                        "cmp {x}, qword ptr [{base} + {off}]",
+                        concat!($jump, " {no}"),
+                        x = in(reg) $x,
+                        base = in(reg) base,
+                        off = const OFF,
+                        no = label { return false },
+                        options(readonly, nostack),
+                    )
+                };
+                true
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                // SAFETY: per the contract.
+                let $w = unsafe { &*base.add(OFF).cast::<AtomicU64>() }.load(Relaxed);
+                $holds
+            }
+        }
+    };
 }
 
-/// `x == w`, `w` the word at `base + OFF` read `Relaxed`; `x != w` is
-/// the jump.
-///
-/// # Safety
-/// As for [`sub_at`].
-#[inline(always)]
-pub(crate) unsafe fn equal_at<const OFF: usize>(x: u64, base: *const u8) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: as in `below_at`.
-        unsafe {
-            asm!(
-                "cmp {x}, qword ptr [{base} + {off}]",
-                "jne {no}",
-                x = in(reg) x,
-                base = in(reg) base,
-                off = const OFF,
-                no = label { return false },
-                options(readonly, nostack),
-            )
-        };
-        true
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // SAFETY: per the contract.
-        let w = unsafe { &*base.add(OFF).cast::<AtomicU64>() };
-        x == w.load(Relaxed)
-    }
-}
+compare_at!(
+    /// `x < w` (unsigned).
+    below_at, "jae", |x, w| x < w
+);
+compare_at!(
+    /// `x == w`.
+    equal_at, "jne", |x, w| x == w
+);
 
 /// `x`, unchanged, but as a value the compiler cannot see through: it
 /// must hold it in a register of its own, as computed, and cannot fold it
