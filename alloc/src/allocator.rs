@@ -154,7 +154,7 @@ impl<P: Platform> Allocator<P> {
     }
 
     fn map_heap_chunk(&self, hl: &mut HeapList<P>) -> Result<(), AllocError> {
-        let rec = core::mem::size_of::<HeapData<P>>();
+        let rec = HeapData::<P>::slot_size(&self.config);
         let align = core::mem::align_of::<HeapData<P>>().max(64);
         let first = (core::mem::size_of::<usize>() + align - 1) & !(align - 1);
         let size = HEAP_CHUNK_SIZE
@@ -403,7 +403,7 @@ impl<P: Platform> Drop for Allocator<P> {
             // size is recomputed as in `map_heap_chunk`.
             unsafe {
                 let next = *chunk.cast::<*mut u8>();
-                let rec = core::mem::size_of::<HeapData<P>>();
+                let rec = HeapData::<P>::slot_size(&self.config);
                 let align = core::mem::align_of::<HeapData<P>>().max(64);
                 let first = (core::mem::size_of::<usize>() + align - 1) & !(align - 1);
                 let size = HEAP_CHUNK_SIZE.max((first + rec + page - 1) & !(page - 1));

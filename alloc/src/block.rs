@@ -72,6 +72,17 @@ pub(crate) unsafe fn make_free(b: *mut Block, next: *mut Block, key: usize) {
     }
 }
 
+/// Writes the free tag alone (a block going into a cache's array, which
+/// keeps no link).
+///
+/// # Safety
+/// As for [`set_next`].
+#[inline(always)]
+pub(crate) unsafe fn set_tag(b: *mut Block, key: usize) {
+    // SAFETY: per the contract the block is ours to write.
+    unsafe { (*b).tag = tag(b as usize, key) }
+}
+
 /// Clears the tag as the block goes live.
 ///
 /// # Safety

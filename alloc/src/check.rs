@@ -731,6 +731,48 @@ impl<P: Platform> Walk<'_, P> {
         Ok(())
     }
 
+    /// One block of heap `heap`'s class-`c` cache: of a slab that heap owns
+    /// for the class, a carved block start, tagged, seen once (I1, I2,
+    /// I4). Returns its link (meaningful for a chained block only).
+    ///
+    /// # Safety
+    /// Quiescent.
+    unsafe fn cached_block(
+        &self,
+        heap: &HeapData<P>,
+        c: usize,
+        b: *mut Block,
+    ) -> Result<*mut Block, Violation> {
+        let addr = b as usize;
+        let Some(slab_ptr) = self.slab_of(addr) else {
+            return Err(fail(
+                Invariant::I4,
+                "HEAP-CLASS",
+                "cached block outside every segment",
+            )
+            .at_block(addr));
+        };
+        // SAFETY: a slab record of a live segment.
+        let slab = unsafe { &*slab_ptr };
+        if slab.state.get() != SlabState::Owned
+            || slab.owner.load(Relaxed) != heap.id
+            || slab.class() != c
+        {
+            return Err(fail(
+                Invariant::I4,
+                "HEAP-CLASS",
+                "cached block of a slab not owned by this heap for this class",
+            )
+            .at_slab(slab_ptr)
+            .at_block(addr)
+            .values(heap.id, slab.owner.load(Relaxed)));
+        }
+        // SAFETY: forwarded contract.
+        let next = unsafe { self.visit(slab_ptr, b, "cached block is not a carved block start")? };
+        slab.scratch.set(slab.scratch.get() + 1);
+        Ok(next)
+    }
+
     /// Heaps: thread caches and class lists (I1, I2, I4, I5).
     unsafe fn heaps(&mut self, heaps: impl Iterator<Item = *mut HeapData<P>>) -> CheckResult {
         for h in heaps {
@@ -738,62 +780,48 @@ impl<P: Platform> Walk<'_, P> {
             let heap = unsafe { &*h };
             for c in 0..P::GEOMETRY.class_count() {
                 let cache = &heap.caches[c];
-                let mut n = 0u32;
-                let mut b = cache.head;
-                while !b.is_null() {
-                    if n > cache.count() {
-                        return Err(fail(
-                            Invariant::I3,
-                            "TC-BOUND",
-                            "thread cache longer than its count (a cycle?)",
-                        )
-                        .values(cache.count() as usize, n as usize));
-                    }
-                    let addr = b as usize;
-                    let Some(slab_ptr) = self.slab_of(addr) else {
-                        return Err(fail(
-                            Invariant::I4,
-                            "HEAP-CLASS",
-                            "cached block outside every segment",
-                        )
-                        .at_block(addr));
-                    };
-                    // SAFETY: a slab record of a live segment.
-                    let slab = unsafe { &*slab_ptr };
-                    if slab.state.get() != SlabState::Owned
-                        || slab.owner.load(Relaxed) != heap.id
-                        || slab.class() != c
-                    {
-                        return Err(fail(
-                            Invariant::I4,
-                            "HEAP-CLASS",
-                            "cached block of a slab not owned by this heap for this class",
-                        )
-                        .at_slab(slab_ptr)
-                        .at_block(addr)
-                        .values(heap.id, slab.owner.load(Relaxed)));
-                    }
-                    // SAFETY: forwarded contract.
-                    b = unsafe {
-                        self.visit(slab_ptr, b, "cached block is not a carved block start")?
-                    };
-                    slab.scratch.set(slab.scratch.get() + 1);
-                    n += 1;
-                }
-                if n != cache.count() {
+                if cache.is_over() {
                     return Err(fail(
                         Invariant::I3,
                         "TC-BOUND",
-                        "thread cache count disagrees with its list",
+                        "thread cache over capacity (or its array's pointers out of order)",
                     )
-                    .values(n as usize, cache.count() as usize));
+                    .values(cache.cap as usize, cache.count() as usize));
                 }
-                if cache.is_over() {
-                    return Err(
-                        fail(Invariant::I3, "TC-BOUND", "thread cache over capacity")
-                            .values(cache.cap as usize, cache.count() as usize),
-                    );
+                let mut n = 0u32;
+                for i in 0..cache.array_len() as usize {
+                    // SAFETY: `base..top` are slots of the cache's array
+                    // (`is_over` said so).
+                    let b = unsafe { *cache.base.add(i) };
+                    // SAFETY: forwarded contract.
+                    unsafe { self.cached_block(heap, c, b)? };
+                    n += 1;
                 }
+                let chain = cache.chain_len();
+                let mut b = cache.head;
+                let mut k = 0u32;
+                while !b.is_null() {
+                    if k > chain {
+                        return Err(fail(
+                            Invariant::I3,
+                            "TC-BOUND",
+                            "thread cache chain longer than its capacity leaves it (a cycle?)",
+                        )
+                        .values(chain as usize, k as usize));
+                    }
+                    // SAFETY: forwarded contract.
+                    b = unsafe { self.cached_block(heap, c, b)? };
+                    k += 1;
+                }
+                if k != chain {
+                    return Err(fail(
+                        Invariant::I3,
+                        "TC-BOUND",
+                        "thread cache chain length is not the capacity the array leaves",
+                    )
+                    .values(chain as usize, k as usize));
+                }
+                n += k;
                 let cfg = &self.a.config;
                 let size = class_size(c);
                 let (lo, hi) = (cfg.cache_capacity(size), cfg.cache_capacity_max(size));
@@ -1353,6 +1381,30 @@ impl<P: Platform> Walk<'_, P> {
             // SAFETY: as above.
             let heap = unsafe { &*h };
             for c in 0..P::GEOMETRY.class_count() {
+                let cache = &heap.caches[c];
+                if !cache.is_over() {
+                    for i in 0..cache.array_len() as usize {
+                        // SAFETY: slots of the cache's array, as checked.
+                        let b = unsafe { *cache.base.add(i) };
+                        let Some(slab_ptr) = self.slab_of(b as usize) else {
+                            continue;
+                        };
+                        // SAFETY: a slab record of a live segment.
+                        let slab = unsafe { &*slab_ptr };
+                        if slab.state.get() == SlabState::Free
+                            || slab.block_index(b as usize).is_err()
+                        {
+                            continue;
+                        }
+                        let tag = block::tag(b as usize, self.key);
+                        // SAFETY: a carved block start.
+                        unsafe {
+                            if block::read_tag(b) == !tag {
+                                (*b).tag = tag;
+                            }
+                        }
+                    }
+                }
                 let mut b = heap.caches[c].head;
                 let mut n = 0;
                 while !b.is_null() && n <= heap.caches[c].count() {

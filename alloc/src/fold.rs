@@ -128,6 +128,30 @@ pub(crate) fn opaque(x: usize) -> usize {
     x
 }
 
+/// [`opaque`] for a pointer: the same pointer (address and provenance),
+/// which the compiler must hold in a register of its own. (Through
+/// `map_addr(opaque)` instead, LLVM rebuilt some accesses as the original
+/// base plus the difference, an indexed address.)
+#[inline(always)]
+pub(crate) fn opaque_ptr<T>(p: *mut T) -> *mut T {
+    #[allow(unused_mut)]
+    let mut p = p;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: an empty asm block that only claims to change `p` (it does
+    // not): it reads and writes no memory, no stack and no flags. (The
+    // lint warns of a pointer whose pointee the block might use: this one
+    // never touches it.)
+    #[allow(clippy::pointers_in_nomem_asm_block)]
+    unsafe {
+        asm!(
+            "/* {p} */",
+            p = inout(reg) p,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

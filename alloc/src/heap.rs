@@ -181,7 +181,15 @@ impl<P: Platform> DrainWalk<P> {
 impl<P: Platform> HeapData<P> {
     pub(crate) fn new(alloc: &Allocator<P>, key: usize) -> Self {
         let cfg = &alloc.config;
-        let caches = core::array::from_fn(|c| ThreadCache::new(cfg.cache_capacity(class_size(c))));
+        // Classes beyond the geometry's have no cache (capacity 0, no
+        // array): nothing is ever cached there.
+        let caches = core::array::from_fn(|c| {
+            ThreadCache::new(if c < P::GEOMETRY.class_count() {
+                cfg.cache_capacity(class_size(c))
+            } else {
+                0
+            })
+        });
         HeapData {
             caches,
             // Filled by `place`, once the record is where it stays.
@@ -208,23 +216,41 @@ impl<P: Platform> HeapData<P> {
         }
     }
 
+    /// Bytes of a heap slot: the record, then its caches' arrays (a slot
+    /// for each block of each class's largest capacity), 64-byte rounded.
+    /// The arrays' pages are touched only as the caches fill them.
+    pub(crate) fn slot_size(cfg: &crate::Config) -> usize {
+        let slots: usize = (0..P::GEOMETRY.class_count())
+            .map(|c| cfg.cache_capacity_max(class_size(c)) as usize)
+            .sum();
+        (core::mem::size_of::<Self>() + slots * core::mem::size_of::<*mut Block>() + 63) & !63
+    }
+
     /// Writes `heap` to `slot`, where the record stays for its whole life,
-    /// gives it its id (`slot`'s address) and points its `cache_ptrs` at
-    /// its own caches there.
+    /// gives it its id (`slot`'s address), points its `cache_ptrs` at its
+    /// own caches there and gives each cache its array (after the record).
     ///
     /// # Safety
-    /// `slot` is valid for writes, aligned, and holds no live record; the
-    /// record is never moved from it.
+    /// `slot` is valid for writes of [`slot_size`](Self::slot_size) bytes,
+    /// aligned, and holds no live record; the record is never moved from
+    /// it.
     pub(crate) unsafe fn place(slot: *mut Self, heap: Self) {
         // SAFETY: per the contract; the table's entries are in-bounds
         // offsets of the cache array (`class_of` of a size up to
-        // SMALL_LOOKUP_MAX is below MAX_CLASSES, see LayoutChecks).
+        // SMALL_LOOKUP_MAX is below MAX_CLASSES, see LayoutChecks); the
+        // arrays lie inside the slot (`slot_size` counts them).
         unsafe {
             ptr::write(slot, heap);
             (*slot).id = slot as usize;
             let caches = ptr::addr_of_mut!((*slot).caches).cast::<ThreadCache>();
             for (i, p) in (*slot).cache_ptrs.iter_mut().enumerate() {
                 *p = caches.byte_add(cache_offset(class_of(i * 16)));
+            }
+            let cfg = &(*(*slot).alloc).config;
+            let mut array = slot.add(1).cast::<*mut Block>();
+            for c in 0..P::GEOMETRY.class_count() {
+                (*slot).caches[c].attach(array);
+                array = array.add(cfg.cache_capacity_max(class_size(c)) as usize);
             }
         }
     }
@@ -618,19 +644,17 @@ impl<P: Platform> HeapData<P> {
                 .mark_block(b.cast(), class_size(slab.class()), false);
         }
         if slab.owned_by(self.own_id()) {
+            if CHECKED {
+                // SAFETY: the block was live and is ours to write.
+                unsafe { block::set_tag(b, self.key) };
+            }
             let cache = Self::slab_cache(&mut self.caches, slab);
-            // SAFETY: the block was live and is ours to link.
-            unsafe {
-                if CHECKED {
-                    block::make_free(b, cache.head, self.key)
-                } else {
-                    block::set_next(b, cache.head)
-                }
-            };
-            cache.head = b;
-            cache.room -= 1;
-            if cache.room < 0 {
-                self.slow(slab, |h, slab| h.bypass_to_slab(slab));
+            if !cache.is_full() {
+                // SAFETY: room for it; a free block of our slab, of the
+                // cache's class.
+                unsafe { cache.push(b) };
+            } else {
+                self.slow((slab, b), |h, (slab, b)| h.bypass_to_slab(slab, b));
             }
         } else {
             self.slow((slab, b), |h, (slab, b)| h.free_remote(slab, b));
@@ -698,9 +722,9 @@ impl<P: Platform> HeapData<P> {
         self.stats.remote_frees.bump();
     }
 
-    /// A free that found its cache full (and pushed its block anyway):
-    /// the block goes on to its slab's free list instead, and the cache
-    /// stays full. The block's line and the slab's are hot.
+    /// A free that found its cache full: the block goes on to its slab's
+    /// free list instead, and the cache stays full. The block's line and
+    /// the slab's are hot.
     ///
     /// Draining half the cache instead (as before) walked its list, one
     /// dependent load per block, and left the blocks of a batch in a
@@ -713,17 +737,10 @@ impl<P: Platform> HeapData<P> {
     /// in a call of its own, so the overflowing free pays one jump and no
     /// stack frame: glibc-simple 0.152 -> 0.145 s (aligned, medians of 9).
     #[inline(always)]
-    fn bypass_to_slab(&mut self, slab: &Slab<P>) {
-        // The cache is found again here rather than kept live across the
-        // fast path (fewer registers and moves there).
-        let cache = Self::slab_cache(&mut self.caches, slab);
-        let b = cache.head;
-        // SAFETY: the free just pushed `b`, a block of `slab`, which we
-        // own; its link is the rest of the cache.
-        cache.head = unsafe { block::next(b) };
-        cache.room += 1;
+    fn bypass_to_slab(&mut self, slab: &Slab<P>, b: *mut Block) {
         // Read before the push, which may retire the slab.
-        let (cap, c) = (cache.cap, slab.class());
+        let c = slab.class();
+        let cap = self.caches[c].cap;
         // SAFETY: `b` is free (its tag is written) and of `slab`, ours.
         if unsafe { slab.push_local_chain(b, b, 1, self.zoo) } {
             self.bypass_emptied(slab);
@@ -755,8 +772,7 @@ impl<P: Platform> HeapData<P> {
         let cache = &mut self.caches[c];
         let cap = cache.cap.saturating_mul(2).min(max);
         if cap > cache.cap {
-            cache.room += (cap - cache.cap) as i32;
-            cache.cap = cap;
+            cache.set_cap(cap);
         }
     }
 
@@ -824,8 +840,7 @@ impl<P: Platform> HeapData<P> {
         for c in 0..P::GEOMETRY.class_count() {
             let cache = &mut self.caches[c];
             if idle[c] && cache.cap > base[c] {
-                cache.room -= (cache.cap - base[c]) as i32;
-                cache.cap = base[c];
+                cache.set_cap(base[c]);
                 self.overflows[c] = 0;
             }
             self.seen[c] = cache.state_hash();
@@ -867,18 +882,22 @@ impl<P: Platform> HeapData<P> {
     }
 
     /// Starts taking all but `keep` blocks off the cache of class `c`;
-    /// `None` if there is nothing to take. The cache's `room` counts the
-    /// blocks as gone from here on; its head moves when the walk ends.
+    /// `None` if there is nothing to take. The array's blocks join the
+    /// chain first, which the walk then shortens from its head: the chain
+    /// counts the blocks as gone from here on; its head moves when the
+    /// walk ends.
     fn drain_walk(&mut self, c: usize, keep: u32) -> Option<DrainWalk<P>> {
         let left = self.caches[c].count().saturating_sub(keep);
         if left == 0 {
             return None;
         }
+        self.caches[c].spill_to_chain();
         // A drain may empty the current slab, which stays bound: I5 holds
         // again only after the next full flush.
         self.flushed = false;
         self.stats.drains.bump();
-        self.caches[c].room += left as i32;
+        // SAFETY: the chain holds every cached block, `left` of them go.
+        unsafe { self.caches[c].unchain(left) };
         Some(DrainWalk {
             class: c,
             next: self.caches[c].head,
@@ -1016,7 +1035,7 @@ impl<P: Platform> HeapData<P> {
             // Zoo bug 8: the thread cache is forgotten: its blocks stay
             // counted in their slabs' `used` and nobody will return them.
             for cache in self.caches.iter_mut() {
-                *cache = ThreadCache::new(cache.cap);
+                cache.forget();
             }
             self.collect_all(true);
             self.allocator().large_flush_local(&mut self.large);

@@ -397,13 +397,15 @@ impl<P: Platform> Slab<P> {
     }
 
     /// Refill: moves up to `want` blocks into `cache` (local free list
-    /// first, then the collected remote queue, then bump carving) and
-    /// counts them as used; a local free list that fits the empty cache
-    /// whole moves whole, even beyond `want`. Returns how many moved.
+    /// first, then the collected remote queue, onto the cache's chain as
+    /// they are; then bump-carved blocks, into its array) and counts them
+    /// as used; a local free list that fits the empty cache whole moves
+    /// whole, even beyond `want`. Returns how many moved.
     ///
     /// # Safety
-    /// The caller owns the slab and `cache` is its class's cache; the slab's
-    /// block area is committed.
+    /// The caller owns the slab and `cache` is its class's cache, empty,
+    /// with a capacity of at least `want`; the slab's block area is
+    /// committed.
     pub(crate) unsafe fn take(
         &self,
         want: u32,
@@ -412,6 +414,7 @@ impl<P: Platform> Slab<P> {
         zoo: Zoo,
         os: &P::Os,
     ) -> u32 {
+        debug_assert!(cache.count() == 0 && cache.chain_room() >= want);
         // The free list and the cache share the link word: hand over a
         // prefix of up to `want` blocks as it is, relinking nothing but the
         // cut. `last` ends the prefix, `got` counts it.
@@ -421,7 +424,7 @@ impl<P: Platform> Slab<P> {
             let taken = self.take_remote(zoo);
             if !taken.list.is_null()
                 && cache.head.is_null()
-                && taken.count as i32 <= cache.room
+                && taken.count <= cache.chain_room()
                 && taken.count <= self.carved.get()
                 && self.check_block(taken.list as usize).is_ok()
             {
@@ -444,7 +447,7 @@ impl<P: Platform> Slab<P> {
                     last = cut_node;
                 }
             }
-        } else if cache.head.is_null() && self.free_count.get() as i32 <= cache.room {
+        } else if cache.head.is_null() && self.free_count.get() <= cache.chain_room() {
             // The whole list fits in the empty cache (even if it is more
             // than `want`) and its last link is already null, the empty
             // cache's head: take it without walking it. A walk here is a
@@ -477,8 +480,9 @@ impl<P: Platform> Slab<P> {
                 unsafe { block::set_next(last, cache.head) };
                 next
             };
-            cache.head = head;
-            cache.room -= got as i32;
+            // SAFETY: at most `want` (or what `chain_room` allowed) blocks,
+            // linked from `head` down to the old chain.
+            unsafe { cache.set_chain(head, got) };
             self.free_local.set(next);
             self.free_count.set(self.free_count.get().wrapping_sub(got));
         }
@@ -493,9 +497,11 @@ impl<P: Platform> Slab<P> {
                 let blk = addr as *mut Block;
                 os.mark_block(blk.cast(), stride, false);
                 // SAFETY: `addr` is below `start + capacity * stride`, inside
-                // the committed block area (I2), and never handed out.
+                // the committed block area (I2), and never handed out; the
+                // array has room (it was empty, and the chain took at most
+                // `got` of the `cap >= want` slots).
                 unsafe {
-                    block::make_free(blk, ptr::null_mut(), key);
+                    block::set_tag(blk, key);
                     cache.push(blk);
                 }
                 addr += stride;

@@ -180,7 +180,7 @@ fn a_remote_queue_that_fits_the_empty_cache_moves_there_whole() {
     let c = class_of(32);
     assert_eq!(owner.data().caches[c].cap, 8);
     let mut blocks = Vec::new();
-    while blocks.len() < 8 || !owner.data().caches[c].head.is_null() {
+    while blocks.len() < 8 || owner.data().caches[c].count() != 0 {
         blocks.push(owner.alloc(32, 16).unwrap());
     }
     // All from one fresh slab, carved in order: the owner's free list is
@@ -324,7 +324,7 @@ fn interleaved_drains_return_every_block_to_its_own_slab() {
     let slabs_before = a.stats().slabs_retired;
 
     // Half of every cache, all classes walked side by side: the books
-    // (every block on its own slab's list, `used` and the caches' `room`
+    // (every block on its own slab's list, `used` and the caches' counts
     // balanced) hold, and each cache kept half.
     h.data().drain_all(|_, k| k / 2);
     check(&a, &[]);
