@@ -809,10 +809,10 @@ impl<P: Platform> HeapData<P> {
     }
 
     /// Halves the cache of every class that looks unused since the last
-    /// periodic drain: its head and its count hash to what they did then
-    /// (`seen`, so the fast paths record nothing; a collision only halves
-    /// a cache in use, and so does a class used in balanced pairs alone,
-    /// which leave head and count as they were: either costs a refill). A
+    /// periodic drain: its state hashes to what it did then (`seen`, so
+    /// the fast paths record nothing; see `ThreadCache::state_hash`; a
+    /// collision only halves a cache in use, and so does a class that
+    /// frees and takes back one block only: either costs a refill). A
     /// class in use keeps its cache: its surplus reaches its slabs through
     /// the overflow path anyway, and halving it disturbed the order of its
     /// blocks for a long time after (glibc-simple, medians of 9 with
@@ -906,12 +906,12 @@ impl<P: Platform> HeapData<P> {
         })
     }
 
-    /// One block of a drain walk. The cache and the slab free lists share
-    /// the link word, and consecutive cached blocks usually come from one
-    /// slab: the walk gathers each run of blocks from one slab and splices
-    /// it into that slab as it is, writing only at the run's end. Returns
-    /// false when the walk is over (its cache then starts at the first
-    /// block it kept).
+    /// One block of a drain walk. The cache's chain and the slab free
+    /// lists share the link word, and consecutive cached blocks usually
+    /// come from one slab: the walk gathers each run of blocks from one
+    /// slab and splices it into that slab as it is, writing only at the
+    /// run's end. Returns false when the walk is over (its cache's chain
+    /// then starts at the first block it kept).
     #[inline(always)]
     fn drain_step(&mut self, w: &mut DrainWalk<P>, batch: &mut RetireBatch<P>) -> bool {
         let b = w.next;

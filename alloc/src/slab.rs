@@ -415,9 +415,9 @@ impl<P: Platform> Slab<P> {
         os: &P::Os,
     ) -> u32 {
         debug_assert!(cache.count() == 0 && cache.chain_room() >= want);
-        // The free list and the cache share the link word: hand over a
-        // prefix of up to `want` blocks as it is, relinking nothing but the
-        // cut. `last` ends the prefix, `got` counts it.
+        // The free list and the cache's chain share the link word: hand
+        // over a prefix of up to `want` blocks as it is, relinking nothing
+        // but the cut. `last` ends the prefix, `got` counts it.
         let mut got = 0u32;
         let mut last = ptr::null_mut();
         if self.free_local.get().is_null() {
