@@ -754,10 +754,7 @@ impl<P: Platform> Walk<'_, P> {
         };
         // SAFETY: a slab record of a live segment.
         let slab = unsafe { &*slab_ptr };
-        if slab.state.get() != SlabState::Owned
-            || slab.owner.load(Relaxed) != heap.id
-            || slab.class() != c
-        {
+        if !owned_for(slab, heap.id, c) {
             return Err(fail(
                 Invariant::I4,
                 "HEAP-CLASS",
@@ -841,10 +838,7 @@ impl<P: Platform> Walk<'_, P> {
                     // SAFETY: as above.
                     let slab = unsafe { &*s };
                     current_seen |= s == hc.current;
-                    if slab.state.get() != SlabState::Owned
-                        || slab.owner.load(Relaxed) != heap.id
-                        || slab.class() != c
-                    {
+                    if !owned_for(slab, heap.id, c) {
                         return Err(fail(
                             Invariant::I4,
                             "SLAB-OWNER",
@@ -1430,4 +1424,10 @@ impl<P: Platform> Walk<'_, P> {
             }
         }
     }
+}
+
+/// Whether `slab` is owned by the heap with id `id`, for class `c` (what a
+/// heap's class list and its cache of the class require of each slab).
+fn owned_for<P: Platform>(slab: &Slab<P>, id: usize, c: usize) -> bool {
+    slab.state.get() == SlabState::Owned && slab.owner.load(Relaxed) == id && slab.class() == c
 }
