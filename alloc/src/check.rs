@@ -775,8 +775,31 @@ impl<P: Platform> Walk<'_, P> {
         for h in heaps {
             // SAFETY: live heap records, quiescent.
             let heap = unsafe { &*h };
+            // The arrays follow the record, class after class.
+            let mut array = h.wrapping_add(1).cast::<*mut Block>();
             for c in 0..P::GEOMETRY.class_count() {
                 let cache = &heap.caches[c];
+                // Capacity and array first: they bound the slots read below.
+                let cfg = &self.a.config;
+                let size = class_size(c);
+                let (lo, hi) = (cfg.cache_capacity(size), cfg.cache_capacity_max(size));
+                if cache.cap < lo || cache.cap > hi {
+                    return Err(fail(
+                        Invariant::I3,
+                        "TC-BOUND",
+                        "thread cache capacity outside its class's range",
+                    )
+                    .values(hi as usize, cache.cap as usize));
+                }
+                if cache.base != array {
+                    return Err(fail(
+                        Invariant::I3,
+                        "TC-BOUND",
+                        "thread cache array is not the class's own slots after the heap record",
+                    )
+                    .values(array as usize, cache.base as usize));
+                }
+                array = array.wrapping_add(hi as usize);
                 if cache.is_over() {
                     return Err(fail(
                         Invariant::I3,
@@ -819,17 +842,6 @@ impl<P: Platform> Walk<'_, P> {
                     .values(chain as usize, k as usize));
                 }
                 n += k;
-                let cfg = &self.a.config;
-                let size = class_size(c);
-                let (lo, hi) = (cfg.cache_capacity(size), cfg.cache_capacity_max(size));
-                if cache.cap < lo || cache.cap > hi {
-                    return Err(fail(
-                        Invariant::I3,
-                        "TC-BOUND",
-                        "thread cache capacity outside its class's range",
-                    )
-                    .values(hi as usize, cache.cap as usize));
-                }
                 self.report.cached_blocks += n as usize;
                 let hc = &heap.classes[c];
                 let mut current_seen = hc.current.is_null();

@@ -747,6 +747,58 @@ fn checker_reports_a_live_block_missing_from_the_callers_set() {
 }
 
 #[test]
+fn checker_reports_a_broken_thread_cache() {
+    // TINY caches 8 blocks of 32 B and refills 4 at a time: after one
+    // malloc the array holds the other three carved blocks.
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let c = class_of(32);
+    let p = h.alloc(32, 16).unwrap();
+    check(&a, &[p]);
+    assert_eq!(h.data().caches[c].array_len(), 3);
+    let clause = |a: &Allocator<Tiny>| {
+        // SAFETY: single-threaded.
+        let v = unsafe { a.check_live([p.as_ptr() as usize]) }.unwrap_err();
+        (v.invariant, v.clause, v.to_string())
+    };
+    // Each corruption is undone before the next, and a clean check follows.
+    let cache = &mut h.data().caches[c];
+    let (base, top, limit) = (cache.base, cache.top, cache.limit);
+    // An array that is not the class's own slots.
+    cache.base = base.wrapping_add(1);
+    let (i, id, text) = clause(&a);
+    assert_eq!((i, id), (Invariant::I3, "TC-BOUND"), "{text}");
+    assert!(text.contains("not the class's own slots"), "{text}");
+    let cache = &mut h.data().caches[c];
+    cache.base = base;
+    // `top` above `limit`.
+    cache.top = limit.wrapping_add(1);
+    let (i, id, text) = clause(&a);
+    assert_eq!((i, id), (Invariant::I3, "TC-BOUND"), "{text}");
+    assert!(text.contains("over capacity"), "{text}");
+    let cache = &mut h.data().caches[c];
+    cache.top = top;
+    // A chain shorter than the capacity the array leaves it.
+    cache.limit = limit.wrapping_sub(1);
+    let (i, id, text) = clause(&a);
+    assert_eq!((i, id), (Invariant::I3, "TC-BOUND"), "{text}");
+    assert!(text.contains("chain length"), "{text}");
+    let cache = &mut h.data().caches[c];
+    cache.limit = limit;
+    // The same block in two slots (top moved up over a copy of slot 0).
+    // SAFETY: slot 3 is below `limit` (the array holds 3 of 8).
+    unsafe { *top = *base };
+    cache.top = top.wrapping_add(1);
+    let (i, id, text) = clause(&a);
+    assert_eq!((i, id), (Invariant::I1, "BLOCK-ONE"), "{text}");
+    let cache = &mut h.data().caches[c];
+    cache.top = top;
+    check(&a, &[p]);
+    h.free(p).unwrap();
+    check(&a, &[]);
+}
+
+#[test]
 fn checker_reports_a_live_block_that_is_also_cached() {
     let a = tiny();
     let mut h = a.heap().unwrap();

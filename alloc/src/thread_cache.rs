@@ -20,8 +20,9 @@
 //!           is `cap - (limit - base)`: so a cache never holds more than
 //!           `cap` blocks. `cap` lies between the class's starting
 //!           capacity and `Config::cache_capacity_max` (it grows when frees
-//!           keep overflowing, see `HeapData::grow_cache`), and the array
-//!           has a slot for each of `cache_capacity_max` blocks
+//!           keep overflowing, see `HeapData::grow_cache`); the array is
+//!           the class's own `cache_capacity_max` slots in the heap's slot,
+//!           after the record (see `HeapData::place`)
 //!
 //! Why an array in front of the list: the list cache this replaced
 //! updated a count on every malloc and every free, and linked each freed
