@@ -1329,6 +1329,29 @@ impl<P: Platform> Walk<'_, P> {
         Ok(())
     }
 
+    /// Turns `b`'s visit mark (`!tag`) back into its tag, if `b` is a
+    /// carved block start of the in-use slab at `slab_ptr`; returns false,
+    /// touching nothing, if it is not.
+    ///
+    /// # Safety
+    /// Quiescent; `slab_ptr` is a slab record of a live segment.
+    unsafe fn unmark(&self, slab_ptr: *mut Slab<P>, b: *mut Block) -> bool {
+        // SAFETY: per the contract.
+        let slab = unsafe { &*slab_ptr };
+        let addr = b as usize;
+        if slab.state.get() == SlabState::Free || slab.block_index(addr).is_err() {
+            return false;
+        }
+        let tag = block::tag(addr, self.key);
+        // SAFETY: a carved block start of an in-use committed slab.
+        unsafe {
+            if block::read_tag(b) == !tag {
+                (*b).tag = tag;
+            }
+        }
+        true
+    }
+
     /// Turns every `!tag` mark back into the tag, walking the same lists
     /// and stopping at the first node that is not a block start.
     unsafe fn restore(&self, heaps: &HeapRecords<P>, pool: &PoolState<P>, large: &LargeState) {
@@ -1348,21 +1371,11 @@ impl<P: Platform> Walk<'_, P> {
         }
         let fix = |slab_ptr: *mut Slab<P>, mut b: *mut Block, limit: usize| {
             let mut n = 0;
-            while !b.is_null() && n <= limit {
-                // SAFETY: a slab record of a live segment.
-                let slab = unsafe { &*slab_ptr };
-                let addr = b as usize;
-                if slab.state.get() == SlabState::Free || slab.block_index(addr).is_err() {
-                    return;
-                }
-                let tag = block::tag(addr, self.key);
-                // SAFETY: a carved block start of an in-use slab.
-                unsafe {
-                    if block::read_tag(b) == !tag {
-                        (*b).tag = tag;
-                    }
-                    b = block::next(b);
-                }
+            // SAFETY: a slab record of a live segment; `b` is read only
+            // once `unmark` found it a carved block start.
+            while !b.is_null() && n <= limit && unsafe { self.unmark(slab_ptr, b) } {
+                // SAFETY: as above.
+                b = unsafe { block::next(b) };
                 n += 1;
             }
         };
@@ -1392,45 +1405,24 @@ impl<P: Platform> Walk<'_, P> {
                     for i in 0..cache.array_len() as usize {
                         // SAFETY: slots of the cache's array, as checked.
                         let b = unsafe { *cache.base.add(i) };
-                        let Some(slab_ptr) = self.slab_of(b as usize) else {
-                            continue;
-                        };
-                        // SAFETY: a slab record of a live segment.
-                        let slab = unsafe { &*slab_ptr };
-                        if slab.state.get() == SlabState::Free
-                            || slab.block_index(b as usize).is_err()
-                        {
-                            continue;
-                        }
-                        let tag = block::tag(b as usize, self.key);
-                        // SAFETY: a carved block start.
-                        unsafe {
-                            if block::read_tag(b) == !tag {
-                                (*b).tag = tag;
-                            }
+                        if let Some(slab_ptr) = self.slab_of(b as usize) {
+                            // SAFETY: a slab record of a live segment.
+                            unsafe { self.unmark(slab_ptr, b) };
                         }
                     }
                 }
-                let mut b = heap.caches[c].head;
+                let mut b = cache.head;
                 let mut n = 0;
-                while !b.is_null() && n <= heap.caches[c].count() {
+                while !b.is_null() && n <= cache.count() {
                     let Some(slab_ptr) = self.slab_of(b as usize) else {
                         break;
                     };
                     // SAFETY: a slab record of a live segment.
-                    let slab = unsafe { &*slab_ptr };
-                    if slab.state.get() == SlabState::Free || slab.block_index(b as usize).is_err()
-                    {
+                    if !unsafe { self.unmark(slab_ptr, b) } {
                         break;
                     }
-                    let tag = block::tag(b as usize, self.key);
-                    // SAFETY: a carved block start.
-                    unsafe {
-                        if block::read_tag(b) == !tag {
-                            (*b).tag = tag;
-                        }
-                        b = block::next(b);
-                    }
+                    // SAFETY: a carved block start (`unmark` said so).
+                    b = unsafe { block::next(b) };
                     n += 1;
                 }
             }
