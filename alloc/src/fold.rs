@@ -113,19 +113,8 @@ compare_at!(
 /// (The instruction selection choices this undoes are noted at each use.)
 #[inline(always)]
 pub(crate) fn opaque(x: usize) -> usize {
-    #[allow(unused_mut)]
-    let mut x = x;
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: an empty asm block that only claims to change `x` (it does
-    // not): it reads and writes no memory, no stack and no flags.
-    unsafe {
-        asm!(
-            "/* {x} */",
-            x = inout(reg) x,
-            options(pure, nomem, nostack, preserves_flags)
-        )
-    };
-    x
+    // The same empty `asm!` as `opaque_ptr`, on an address-only pointer.
+    opaque_ptr(core::ptr::without_provenance_mut::<u8>(x)).addr()
 }
 
 /// [`opaque`] for a pointer: the same pointer (address and provenance),
