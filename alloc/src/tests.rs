@@ -756,41 +756,37 @@ fn checker_reports_a_broken_thread_cache() {
     let p = h.alloc(32, 16).unwrap();
     check(&a, &[p]);
     assert_eq!(h.data().caches[c].array_len(), 3);
-    let clause = |a: &Allocator<Tiny>| {
+    // The check fails with `clause`, in a message that says `says`.
+    let expect = |a: &Allocator<Tiny>, clause: (Invariant, &str), says: &str| {
         // SAFETY: single-threaded.
         let v = unsafe { a.check_live([p.as_ptr() as usize]) }.unwrap_err();
-        (v.invariant, v.clause, v.to_string())
+        assert_eq!((v.invariant, v.clause), clause, "{v}");
+        assert!(v.to_string().contains(says), "{v}");
     };
+    let tc_bound = (Invariant::I3, "TC-BOUND");
     // Each corruption is undone before the next, and a clean check follows.
     let cache = &mut h.data().caches[c];
     let (base, top, limit) = (cache.base, cache.top, cache.limit);
     // An array that is not the class's own slots.
     cache.base = base.wrapping_add(1);
-    let (i, id, text) = clause(&a);
-    assert_eq!((i, id), (Invariant::I3, "TC-BOUND"), "{text}");
-    assert!(text.contains("not the class's own slots"), "{text}");
+    expect(&a, tc_bound, "not the class's own slots");
     let cache = &mut h.data().caches[c];
     cache.base = base;
     // `top` above `limit`.
     cache.top = limit.wrapping_add(1);
-    let (i, id, text) = clause(&a);
-    assert_eq!((i, id), (Invariant::I3, "TC-BOUND"), "{text}");
-    assert!(text.contains("over capacity"), "{text}");
+    expect(&a, tc_bound, "over capacity");
     let cache = &mut h.data().caches[c];
     cache.top = top;
     // A chain shorter than the capacity the array leaves it.
     cache.limit = limit.wrapping_sub(1);
-    let (i, id, text) = clause(&a);
-    assert_eq!((i, id), (Invariant::I3, "TC-BOUND"), "{text}");
-    assert!(text.contains("chain length"), "{text}");
+    expect(&a, tc_bound, "chain length");
     let cache = &mut h.data().caches[c];
     cache.limit = limit;
     // The same block in two slots (top moved up over a copy of slot 0).
     // SAFETY: slot 3 is below `limit` (the array holds 3 of 8).
     unsafe { *top = *base };
     cache.top = top.wrapping_add(1);
-    let (i, id, text) = clause(&a);
-    assert_eq!((i, id), (Invariant::I1, "BLOCK-ONE"), "{text}");
+    expect(&a, (Invariant::I1, "BLOCK-ONE"), "twice");
     let cache = &mut h.data().caches[c];
     cache.top = top;
     check(&a, &[p]);
