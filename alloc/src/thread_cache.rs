@@ -114,7 +114,7 @@ impl ThreadCache {
 
     /// Pops the chain, or null when it is empty.
     #[inline(always)]
-    pub(crate) fn pop_chain(&mut self) -> *mut Block {
+    fn pop_chain(&mut self) -> *mut Block {
         let b = self.head;
         if !b.is_null() {
             // SAFETY: a chained block is a free block of a committed slab
