@@ -153,12 +153,20 @@ impl<P: Platform> Allocator<P> {
         Ok(())
     }
 
-    fn map_heap_chunk(&self, hl: &mut HeapList<P>) -> Result<(), AllocError> {
+    /// A heap chunk's layout: the size of each heap slot in it, the offset
+    /// of the first slot (after the word that chains the chunks), and the
+    /// chunk's size (at least one slot, page-rounded).
+    fn heap_chunk_layout(&self) -> (usize, usize, usize) {
         let rec = HeapData::<P>::slot_size(&self.config);
         let align = core::mem::align_of::<HeapData<P>>().max(64);
         let first = (core::mem::size_of::<usize>() + align - 1) & !(align - 1);
-        let size = HEAP_CHUNK_SIZE
-            .max((first + rec + self.os.page_size() - 1) & !(self.os.page_size() - 1));
+        let page = self.os.page_size();
+        let size = HEAP_CHUNK_SIZE.max((first + rec + page - 1) & !(page - 1));
+        (rec, first, size)
+    }
+
+    fn map_heap_chunk(&self, hl: &mut HeapList<P>) -> Result<(), AllocError> {
+        let (rec, first, size) = self.heap_chunk_layout();
         let chunk = self
             .os_map(size, self.os.page_size())
             .map_err(AllocError::OutOfMemory)?;
@@ -398,15 +406,12 @@ impl<P: Platform> Drop for Allocator<P> {
         let mut chunk = self
             .heaps
             .with(|hl| core::mem::replace(&mut hl.chunks, ptr::null_mut()));
+        // Every chunk has `map_heap_chunk`'s size.
+        let (_, _, size) = self.heap_chunk_layout();
         while !chunk.is_null() {
-            // SAFETY: a heap chunk; its first word links the next one. Its
-            // size is recomputed as in `map_heap_chunk`.
+            // SAFETY: a heap chunk; its first word links the next one.
             unsafe {
                 let next = *chunk.cast::<*mut u8>();
-                let rec = HeapData::<P>::slot_size(&self.config);
-                let align = core::mem::align_of::<HeapData<P>>().max(64);
-                let first = (core::mem::size_of::<usize>() + align - 1) & !(align - 1);
-                let size = HEAP_CHUNK_SIZE.max((first + rec + page - 1) & !(page - 1));
                 self.os_unmap(NonNull::new_unchecked(chunk), size, size);
                 chunk = next;
             }
