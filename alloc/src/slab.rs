@@ -423,7 +423,6 @@ impl<P: Platform> Slab<P> {
         if self.free_local.get().is_null() {
             let taken = self.take_remote(zoo);
             if !taken.list.is_null()
-                && cache.head.is_null()
                 && taken.count <= cache.chain_room()
                 && taken.count <= self.carved.get()
                 && self.check_block(taken.list as usize).is_ok()
@@ -447,7 +446,7 @@ impl<P: Platform> Slab<P> {
                     last = cut_node;
                 }
             }
-        } else if cache.head.is_null() && self.free_count.get() <= cache.chain_room() {
+        } else if self.free_count.get() <= cache.chain_room() {
             // The whole list fits in the empty cache (even if it is more
             // than `want`) and its last link is already null, the empty
             // cache's head: take it without walking it. A walk here is a
