@@ -337,7 +337,7 @@ impl<P: Platform> Walk<'_, P> {
         // SAFETY: per the contract.
         let s = unsafe { &*slab };
         let addr = b as usize;
-        if s.state.get() == SlabState::Free || s.block_index(addr).is_err() {
+        if s.state.get() == SlabState::Free || s.check_block(addr).is_err() {
             return Err(fail(Invariant::I2, "SLAB-BOUNDS", list)
                 .at_slab(slab)
                 .at_block(addr));
@@ -613,7 +613,7 @@ impl<P: Platform> Walk<'_, P> {
             return Err(fail(
                 Invariant::I2,
                 "SLAB-BOUNDS",
-                "stride, its inverse, start_inv or the cache offset is not the class's",
+                "stride, its block-test multiplier, start_mul or the cache offset is not the class's",
             )
             .at_slab(slab_ptr));
         }
@@ -646,11 +646,11 @@ impl<P: Platform> Walk<'_, P> {
             );
         }
         let carved = slab.carved.get() as usize;
-        if carved > cap || slab.carved_blocks.load(Relaxed) != carved {
+        if carved > cap || !slab.carved_limit_agrees() {
             return Err(fail(
                 Invariant::I2,
                 "SLAB-BOUNDS",
-                "carved beyond capacity or the shared carve count off",
+                "carved beyond capacity or the shared carve bound off",
             )
             .at_slab(slab_ptr)
             .values(cap, carved));
@@ -926,7 +926,7 @@ impl<P: Platform> Walk<'_, P> {
                     let slab_ptr = unsafe { (*Segment::<P>::of(addr)).slab_of(addr) };
                     // SAFETY: as above.
                     let slab = unsafe { &*slab_ptr };
-                    if slab.state.get() == SlabState::Free || slab.block_index(addr).is_err() {
+                    if slab.state.get() == SlabState::Free || slab.check_block(addr).is_err() {
                         return Err(fail(
                             Invariant::I1,
                             "BLOCK-ONE",
@@ -1339,7 +1339,7 @@ impl<P: Platform> Walk<'_, P> {
         // SAFETY: per the contract.
         let slab = unsafe { &*slab_ptr };
         let addr = b as usize;
-        if slab.state.get() == SlabState::Free || slab.block_index(addr).is_err() {
+        if slab.state.get() == SlabState::Free || slab.check_block(addr).is_err() {
             return false;
         }
         let tag = block::tag(addr, self.key);

@@ -307,11 +307,10 @@ impl<P: Platform> LayoutChecks<P> {
         );
         assert!(
             core::mem::offset_of!(Slab<P>, cache_offset) + size_of::<u32>() <= 64
-                && core::mem::offset_of!(Slab<P>, start_inv) < 64
-                && core::mem::offset_of!(Slab<P>, carved_blocks) < 64
-                && core::mem::offset_of!(Slab<P>, inv) < 64
+                && core::mem::offset_of!(Slab<P>, start_mul) < 64
+                && core::mem::offset_of!(Slab<P>, carved_limit) < 64
+                && core::mem::offset_of!(Slab<P>, mul) < 64
                 && core::mem::offset_of!(Slab<P>, owner) < 64
-                && core::mem::offset_of!(Slab<P>, inv_shift) < 64
                 && core::mem::offset_of!(Slab<P>, class_idx) < 64
                 && core::mem::offset_of!(Slab<P>, remote) >= 64,
             "the fields every free reads share slab line 0, and remote pushes stay out of it"

@@ -14,8 +14,8 @@
 //!                `i < carved`), `carved <= capacity`, the block area
 //!                `[start, start + capacity * stride)` lies inside the slab
 //!                and after the segment header, and the lookup fields
-//!                (stride, its inverse, the cache offset) are the class's
-//!                and `start_inv` is `start * inv`
+//!                (stride, its block-test multiplier, the cache offset)
+//!                are the class's and `start_mul` is `start * mul`
 //! I3 SLAB-USED   `carved == used + free_count` and `free_count` is the
 //!                length of `free_local`; `used` counts live, cached and
 //!                remote-freed blocks
@@ -37,7 +37,7 @@ use crate::block::{self, Block};
 use crate::fold;
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
 use crate::remote::{RemoteStack, Taken};
-use crate::size_class::{class_size, stride_inverse};
+use crate::size_class::{block_test, class_size};
 use crate::thread_cache::ThreadCache;
 use crate::zoo::{Bug, Zoo};
 
@@ -61,18 +61,18 @@ pub enum SlabState {
 #[repr(C, align(64))]
 pub(crate) struct Slab<P: Platform> {
     // ---- line 0: read by every free; written on bind, retire and carve ----
-    /// `start * inv` (wrapping; 0 while free): the block-start test then
-    /// multiplies `addr` itself, `addr * inv - start_inv` being
-    /// `(addr - start) * inv` modulo 2^64 (one copy and a subtraction of
+    /// `start * mul` (wrapping; 0 while free): the block-start test then
+    /// multiplies `addr` itself, `addr * mul - start_mul` being
+    /// `(addr - start) * mul` modulo 2^64 (one copy and a subtraction of
     /// `start` fewer per free: pair 0.303 -> 0.292 s with the pinned
     /// record address of `Segment::slab_in`).
-    pub(crate) start_inv: AtomicU64,
-    /// Blocks carved so far, readable by any freeing thread (`carved` is
-    /// the owner's copy).
-    pub(crate) carved_blocks: AtomicUsize,
-    /// `stride_inverse(stride).inv`: the block-start test and block index
-    /// in one multiply (see size_class.rs).
-    pub(crate) inv: AtomicU64,
+    pub(crate) start_mul: AtomicU64,
+    /// `carved * block_test(stride).step`: the block test's bound, readable
+    /// by any freeing thread (`carved` is the owner's count).
+    pub(crate) carved_limit: AtomicUsize,
+    /// `block_test(stride).mul`: the block-start test in one multiply and
+    /// one compare (see size_class.rs).
+    pub(crate) mul: AtomicU64,
     /// Id of the owning heap, or `NO_OWNER`.
     pub(crate) owner: AtomicUsizeOf<P>,
     /// Head of the local free list (owner only).
@@ -95,15 +95,12 @@ pub(crate) struct Slab<P: Platform> {
     /// it after each remote push to the slab. A u32, not a u16: LLVM
     /// zero-extended a u16 load twice.
     pub(crate) cache_offset: AtomicU32,
-    /// `stride_inverse(stride).shift` (at most 63; a byte, so that the u32
-    /// `cache_offset` still fits line 0).
-    pub(crate) inv_shift: AtomicU8,
     /// Size class, or `CLASS_NONE`.
     pub(crate) class_idx: AtomicU8,
     // ---- line 1: pushed to by remote frees; owner-only and list fields ----
     /// Blocks freed by other threads (see remote.rs).
     pub(crate) remote: RemoteStack<P>,
-    /// Address of block 0; 0 while free. (The free path reads `start_inv`
+    /// Address of block 0; 0 while free. (The free path reads `start_mul`
     /// instead; this is for the slow paths and the checker.)
     pub(crate) start: AtomicUsize,
     /// Blocks that fit in the block area.
@@ -128,13 +125,12 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn new() -> Self {
         Slab {
             start: AtomicUsize::new(0),
-            start_inv: AtomicU64::new(0),
-            carved_blocks: AtomicUsize::new(0),
-            inv: AtomicU64::new(0),
+            start_mul: AtomicU64::new(0),
+            carved_limit: AtomicUsize::new(0),
+            mul: AtomicU64::new(0),
             owner: AtomicUsizeOps::new(NO_OWNER),
             free_local: Cell::new(ptr::null_mut()),
             stride: AtomicU32::new(0),
-            inv_shift: AtomicU8::new(0),
             free_count: Cell::new(0),
             used: Cell::new(0),
             carved: Cell::new(0),
@@ -178,13 +174,12 @@ impl<P: Platform> Slab<P> {
             "a free slab has an empty remote queue"
         );
         self.stride.store(stride as u32, Relaxed);
-        let si = stride_inverse(stride);
-        self.inv.store(si.inv, Relaxed);
-        self.inv_shift.store(si.shift as u8, Relaxed);
+        let bt = block_test(stride);
+        self.mul.store(bt.mul, Relaxed);
         self.start.store(start, Relaxed);
-        self.start_inv
-            .store((start as u64).wrapping_mul(si.inv), Relaxed);
-        self.carved_blocks.store(0, Relaxed);
+        self.start_mul
+            .store((start as u64).wrapping_mul(bt.mul), Relaxed);
+        self.carved_limit.store(0, Relaxed);
         self.capacity.set(capacity as u32);
         self.carved.set(0);
         self.used.set(0);
@@ -199,8 +194,8 @@ impl<P: Platform> Slab<P> {
     pub(crate) fn unbind(&self) {
         self.class_idx.store(CLASS_NONE, Relaxed);
         self.start.store(0, Relaxed);
-        self.start_inv.store(0, Relaxed);
-        self.carved_blocks.store(0, Relaxed);
+        self.start_mul.store(0, Relaxed);
+        self.carved_limit.store(0, Relaxed);
         self.owner.store(NO_OWNER, Relaxed);
         self.free_local.set(ptr::null_mut());
         self.free_count.set(0);
@@ -210,32 +205,39 @@ impl<P: Platform> Slab<P> {
         self.state.set(SlabState::Free);
     }
 
-    /// The index of the carved block that starts at `addr`, or why there
-    /// is none: the free path's validation, one multiply, one rotate and
-    /// one compare (see `stride_inverse`).
+    /// Whether `addr` is the start of a carved block, or why not: the free
+    /// path's validation, one multiply, one subtraction and one compare
+    /// (see `size_class::block_test`).
     ///
-    /// `start_inv` and `carved_blocks` are read by the instructions that
+    /// `start_mul` and `carved_limit` are read by the instructions that
     /// use them (`fold.rs`): two instructions fewer on every free.
     #[inline(always)]
-    pub(crate) fn block_index(&self, addr: usize) -> Result<usize, BlockLookup> {
+    pub(crate) fn check_block(&self, addr: usize) -> Result<(), BlockLookup> {
         const {
-            assert!(core::mem::offset_of!(Slab<P>, start_inv) == 0);
-            assert!(core::mem::offset_of!(Slab<P>, carved_blocks) == 8);
+            assert!(core::mem::offset_of!(Slab<P>, start_mul) == 0);
+            assert!(core::mem::offset_of!(Slab<P>, carved_limit) == 8);
         }
         let base = (self as *const Self).cast::<u8>();
-        let product = (addr as u64).wrapping_mul(self.inv.load(Relaxed));
+        let product = (addr as u64).wrapping_mul(self.mul.load(Relaxed));
         // SAFETY: offsets 0 and 8 of a live record are the 8-aligned
-        // atomics `start_inv` and `carved_blocks` (asserted above; the
+        // atomics `start_mul` and `carved_limit` (asserted above; the
         // record is 64-aligned), only ever stored atomically. The
-        // arithmetic is `size_class::block_quotient_at`'s.
-        let q = unsafe { fold::sub_at::<0>(product, base) }
-            .rotate_right(self.inv_shift.load(Relaxed) as u32);
+        // arithmetic is `size_class::block_residue_at`'s.
+        let residue = unsafe { fold::sub_at::<0>(product, base) };
         // SAFETY: as above.
-        if unsafe { fold::below_at::<8>(q, base) } {
-            Ok(q as usize)
+        if unsafe { fold::below_at::<8>(residue, base) } {
+            Ok(())
         } else {
             Err(self.not_a_block(addr.wrapping_sub(self.start.load(Relaxed))))
         }
+    }
+
+    /// `block_test(stride).step`, from the stored multiplier (0 while free).
+    #[inline]
+    fn step(&self) -> usize {
+        self.mul
+            .load(Relaxed)
+            .wrapping_mul(self.stride.load(Relaxed) as u64) as usize
     }
 
     /// Whether heap `id` owns the slab: `owner.load(Relaxed) == id`, with
@@ -260,19 +262,24 @@ impl<P: Platform> Slab<P> {
     }
 
     /// Whether the fields the free path derives from the class (stride,
-    /// its inverse, `start_inv`, the cache offset) are class `c`'s (and
-    /// `start`'s): the checker's I2 SLAB-BOUNDS clause and
+    /// its block-test multiplier, `start_mul`, the cache offset) are class
+    /// `c`'s (and `start`'s): the checker's I2 SLAB-BOUNDS clause and
     /// [`record_consistent`](Self::record_consistent) both ask this. `c`
     /// must be below `CLASS_TABLE_LEN`.
     pub(crate) fn lookup_fields_are(&self, c: usize) -> bool {
         let stride = class_size(c);
-        let si = stride_inverse(stride);
+        let bt = block_test(stride);
         let start = self.start.load(Relaxed) as u64;
         self.stride.load(Relaxed) as usize == stride
-            && self.inv.load(Relaxed) == si.inv
-            && self.inv_shift.load(Relaxed) as u32 == si.shift
-            && self.start_inv.load(Relaxed) == start.wrapping_mul(si.inv)
+            && self.mul.load(Relaxed) == bt.mul
+            && self.start_mul.load(Relaxed) == start.wrapping_mul(bt.mul)
             && self.cache_offset.load(Relaxed) as usize == cache_offset(c)
+    }
+
+    /// Whether the shared bound of the block test, `carved_limit`, is the
+    /// owner's carve count times the class's step (I2 SLAB-BOUNDS).
+    pub(crate) fn carved_limit_agrees(&self) -> bool {
+        self.carved_limit.load(Relaxed) == self.carved.get() as usize * self.step()
     }
 
     /// Whether the record's block-lookup fields agree with each other (the
@@ -285,20 +292,15 @@ impl<P: Platform> Slab<P> {
         }
         self.lookup_fields_are(c)
             && self.start.load(Relaxed) != 0
-            && self.carved_blocks.load(Relaxed) == self.carved.get() as usize
+            && self.carved_limit_agrees()
             && self.carved.get() <= self.capacity.get()
-    }
-
-    /// Whether `addr` is the start of a carved block.
-    #[inline(always)]
-    pub(crate) fn check_block(&self, addr: usize) -> Result<(), BlockLookup> {
-        self.block_index(addr).map(|_| ())
     }
 
     #[cold]
     fn not_a_block(&self, off: usize) -> BlockLookup {
         let stride = self.stride.load(Relaxed) as usize;
-        if stride == 0 || off / stride >= self.carved_blocks.load(Relaxed) {
+        let step = self.step();
+        if stride == 0 || step == 0 || off / stride >= self.carved_limit.load(Relaxed) / step {
             return BlockLookup::NotCarved;
         }
         BlockLookup::Interior {
@@ -506,7 +508,8 @@ impl<P: Platform> Slab<P> {
                 addr += stride;
             }
             self.carved.set(carved + n);
-            self.carved_blocks.store((carved + n) as usize, Relaxed);
+            self.carved_limit
+                .store((carved + n) as usize * self.step(), Relaxed);
             got += n;
         }
         // Zoo bug 5: blocks spliced from the free list are not counted.
@@ -571,40 +574,40 @@ pub(crate) enum BlockLookup {
 mod tests {
     use super::*;
     use crate::native::Native;
-    use crate::size_class::{block_quotient_at, CLASS_TABLE_LEN};
+    use crate::size_class::CLASS_TABLE_LEN;
 
-    /// The free path's block test (`block_index`, with its loads folded by
-    /// hand, see fold.rs) against the reference arithmetic of
-    /// `block_quotient_at` and the carved bound, for every class, a few
-    /// carved counts and every 8-byte step around the block area.
+    /// The free path's block test (`check_block`, with its loads folded
+    /// by hand, see fold.rs) against plain division, for every class, a
+    /// few carved counts and every 8-byte step around the block area.
     #[test]
-    fn block_index_is_the_reference_block_test() {
+    fn check_block_is_the_reference_block_test() {
         let slab = Slab::<Native>::new();
         let start = 0x7f12_3456_0040usize;
         for c in 0..CLASS_TABLE_LEN {
             let stride = class_size(c);
             slab.bind(c, start, start + 64 * stride, Zoo::NONE);
-            let si = stride_inverse(stride);
             for carved in [0usize, 1, 5, 64] {
-                slab.carved_blocks.store(carved, Relaxed);
+                slab.carved.set(carved as u32);
+                slab.carved_limit
+                    .store(carved * block_test(stride).step as usize, Relaxed);
+                assert!(slab.carved_limit_agrees());
                 let lo = start - 2 * stride;
                 let hi = start + (carved + 2) * stride;
                 for addr in (lo..hi).step_by(8) {
-                    let q = block_quotient_at(
-                        addr,
-                        (start as u64).wrapping_mul(si.inv),
-                        si.inv,
-                        si.shift,
-                    );
-                    let want = (q < carved as u64).then_some(q as usize);
+                    let want = if addr < start || (addr - start) / stride >= carved {
+                        Err(BlockLookup::NotCarved)
+                    } else if (addr - start).is_multiple_of(stride) {
+                        Ok(())
+                    } else {
+                        Err(BlockLookup::Interior {
+                            block: addr - (addr - start) % stride,
+                        })
+                    };
                     assert_eq!(
-                        slab.block_index(addr).ok(),
+                        slab.check_block(addr),
                         want,
                         "class {c} carved {carved} addr {addr:#x}"
                     );
-                    if let Some(i) = want {
-                        assert_eq!(addr, start + i * stride);
-                    }
                 }
             }
         }
