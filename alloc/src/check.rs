@@ -337,7 +337,7 @@ impl<P: Platform> Walk<'_, P> {
         // SAFETY: per the contract.
         let s = unsafe { &*slab };
         let addr = b as usize;
-        if s.state.get() == SlabState::Free || s.check_block(addr).is_err() {
+        if s.state.get() == SlabState::Free || !s.is_block(addr) {
             return Err(fail(Invariant::I2, "SLAB-BOUNDS", list)
                 .at_slab(slab)
                 .at_block(addr));
@@ -926,7 +926,7 @@ impl<P: Platform> Walk<'_, P> {
                     let slab_ptr = unsafe { (*Segment::<P>::of(addr)).slab_of(addr) };
                     // SAFETY: as above.
                     let slab = unsafe { &*slab_ptr };
-                    if slab.state.get() == SlabState::Free || slab.check_block(addr).is_err() {
+                    if slab.state.get() == SlabState::Free || !slab.is_block(addr) {
                         return Err(fail(
                             Invariant::I1,
                             "BLOCK-ONE",
@@ -1339,7 +1339,7 @@ impl<P: Platform> Walk<'_, P> {
         // SAFETY: per the contract.
         let slab = unsafe { &*slab_ptr };
         let addr = b as usize;
-        if slab.state.get() == SlabState::Free || slab.check_block(addr).is_err() {
+        if slab.state.get() == SlabState::Free || !slab.is_block(addr) {
             return false;
         }
         let tag = block::tag(addr, self.key);
