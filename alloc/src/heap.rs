@@ -630,7 +630,7 @@ impl<P: Platform> HeapData<P> {
         // SAFETY: the registry says a live segment of this kind starts at
         // `seg`, and the slab table of a live segment is initialised.
         let slab = unsafe { &*Segment::<P>::slab_in(seg, addr, slab_shift) };
-        if CHECKED && !slab.is_block(addr) {
+        if CHECKED && !slab.is_block_in_segment(addr) {
             return false;
         }
         let b = addr as *mut Block;

@@ -44,6 +44,10 @@ use crate::zoo::{Bug, Zoo};
 /// `class_idx` of a slab that holds no class (free or retired).
 pub(crate) const CLASS_NONE: u8 = u8::MAX;
 
+/// How far from a slab's `start` (either way) its block test is exact:
+/// `size_class::block_test` proves it for offsets below 2^22.
+const BLOCK_TEST_REACH: usize = 1 << 22;
+
 /// `owner` of a slab with no owning heap (free or abandoned).
 pub(crate) const NO_OWNER: usize = 0;
 
@@ -205,17 +209,23 @@ impl<P: Platform> Slab<P> {
         self.state.set(SlabState::Free);
     }
 
-    /// Whether `addr` is the start of a carved block: the free path's
-    /// validation, one multiply, one subtraction and one compare (see
-    /// `size_class::block_test`).
+    /// Whether `addr`, an address in this slab's segment, is the start of
+    /// a carved block: the free path's validation, one multiply, one
+    /// subtraction and one compare (see `size_class::block_test`).
+    ///
+    /// Only for an address in the segment: the test is exact for offsets
+    /// from `start` below 2^22 either way, and a segment is 2 MiB at most
+    /// (asserted below). Far from the slab some addresses pass that are
+    /// not blocks; [`is_block`](Self::is_block) takes any address.
     ///
     /// `start_mul` and `carved_limit` are read by the instructions that
     /// use them (`fold.rs`): two instructions fewer on every free.
     #[inline(always)]
-    pub(crate) fn is_block(&self, addr: usize) -> bool {
+    pub(crate) fn is_block_in_segment(&self, addr: usize) -> bool {
         const {
             assert!(core::mem::offset_of!(Slab<P>, start_mul) == 0);
             assert!(core::mem::offset_of!(Slab<P>, carved_limit) == 8);
+            assert!(P::GEOMETRY.segment_size() <= BLOCK_TEST_REACH / 2);
         }
         let base = (self as *const Self).cast::<u8>();
         let product = (addr as u64).wrapping_mul(self.mul.load(Relaxed));
@@ -226,6 +236,16 @@ impl<P: Platform> Slab<P> {
         let residue = unsafe { fold::sub_at::<0>(product, base) };
         // SAFETY: as above.
         unsafe { fold::below_at::<8>(residue, base) }
+    }
+
+    /// Whether any address `addr` (a list node that may be user data, say)
+    /// is the start of a carved block of this slab: the offset from the
+    /// block area's start is first bounded to where
+    /// [`is_block_in_segment`](Self::is_block_in_segment) is exact.
+    #[inline]
+    pub(crate) fn is_block(&self, addr: usize) -> bool {
+        addr.wrapping_sub(self.start.load(Relaxed)) < BLOCK_TEST_REACH
+            && self.is_block_in_segment(addr)
     }
 
     /// [`is_block`](Self::is_block), and if not, why not (for the slow
@@ -286,8 +306,10 @@ impl<P: Platform> Slab<P> {
 
     /// Whether the shared bound of the block test, `carved_limit`, is the
     /// owner's carve count times the class's step (I2 SLAB-BOUNDS).
+    /// Wrapping: the checker asks this of records user writes may have
+    /// overlapped (zoo bug 4), and a garbage record must not panic it.
     pub(crate) fn carved_limit_agrees(&self) -> bool {
-        self.carved_limit.load(Relaxed) == self.carved.get() as usize * self.step()
+        self.carved_limit.load(Relaxed) == (self.carved.get() as usize).wrapping_mul(self.step())
     }
 
     /// Whether the record's block-lookup fields agree with each other (the
@@ -582,7 +604,10 @@ pub(crate) enum BlockLookup {
 mod tests {
     use super::*;
     use crate::native::Native;
-    use crate::size_class::CLASS_TABLE_LEN;
+    use crate::size_class::{block_test, CLASS_TABLE_LEN};
+
+    /// The production segment size: no slab's block area is larger.
+    const SEGMENT: usize = 1 << 21;
 
     /// The free path's block test (`check_block`, with its loads folded
     /// by hand, see fold.rs) against plain division, for every class, a
@@ -593,8 +618,10 @@ mod tests {
         let start = 0x7f12_3456_0040usize;
         for c in 0..CLASS_TABLE_LEN {
             let stride = class_size(c);
-            slab.bind(c, start, start + 64 * stride, Zoo::NONE);
-            for carved in [0usize, 1, 5, 64] {
+            // As in a real slab, the block area fits a segment (2 MiB).
+            let n = (SEGMENT / stride).min(64);
+            slab.bind(c, start, start + n * stride, Zoo::NONE);
+            for carved in [0usize, 1, 5.min(n), n] {
                 slab.carved.set(carved as u32);
                 slab.carved_limit
                     .store(carved * block_test(stride).step as usize, Relaxed);
@@ -619,6 +646,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Far from the slab, the bare test lets some addresses through: with
+    /// an odd `mul`, the address `start + mul^-1` has residue 1, below any
+    /// non-zero bound. `is_block` (and so `check_block`) bounds the offset
+    /// first and refuses it, as it refuses random addresses anywhere.
+    #[test]
+    fn is_block_refuses_far_addresses_the_bare_test_lets_through() {
+        let slab = Slab::<Native>::new();
+        let start = 0x7f12_3456_0040usize;
+        let mut far_passes = 0;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for c in 0..CLASS_TABLE_LEN {
+            let stride = class_size(c);
+            let carved = (SEGMENT / stride).min(64);
+            slab.bind(c, start, start + carved * stride, Zoo::NONE);
+            let bt = block_test(stride);
+            slab.carved.set(carved as u32);
+            slab.carved_limit.store(carved * bt.step as usize, Relaxed);
+            if bt.mul % 2 == 1 && bt.step > 1 {
+                // Newton's iteration for the inverse modulo 2^64.
+                let mut inv = bt.mul;
+                for _ in 0..6 {
+                    inv = inv.wrapping_mul(2u64.wrapping_sub(bt.mul.wrapping_mul(inv)));
+                }
+                assert_eq!(inv.wrapping_mul(bt.mul), 1);
+                let addr = start.wrapping_add(inv as usize);
+                assert!(slab.is_block_in_segment(addr), "class {c}");
+                assert!(!slab.is_block(addr), "class {c} addr {addr:#x}");
+                assert!(slab.check_block(addr).is_err(), "class {c}");
+                far_passes += 1;
+            }
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let addr = x as usize;
+                let off = addr.wrapping_sub(start);
+                let want = off < carved * stride && off.is_multiple_of(stride);
+                assert_eq!(slab.is_block(addr), want, "class {c} addr {addr:#x}");
+            }
+        }
+        assert!(far_passes > 0, "no class with an odd multiplier to try");
     }
 
     #[test]
