@@ -150,6 +150,36 @@ fn sanity_check(exe: &Path, candidate: &Candidate) -> Result<(), String> {
     }
 }
 
+/// `path` as the results show it: relative to the workspace root `root`
+/// when it lies under it (a results file then does not name the directory
+/// the repository was cloned into), else as it is.
+fn shown_path(path: &Path, root: &Path) -> PathBuf {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    match (canonical(path), canonical(root)) {
+        (Some(full), Some(base)) => match full.strip_prefix(&base) {
+            Ok(inside) => inside.to_path_buf(),
+            Err(_) => path.to_path_buf(),
+        },
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod shown_path_tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_the_root_are_shown_relative_and_others_as_they_are() {
+        let root = default_root();
+        let lib = root.join("bench/Cargo.toml");
+        assert_eq!(shown_path(&lib, &root), PathBuf::from("bench/Cargo.toml"));
+        let outside = Path::new("/usr/lib/x86_64-linux-gnu/libdoesnotexist.so");
+        assert_eq!(shown_path(outside, &root), outside);
+        let tmp = std::env::temp_dir();
+        assert_eq!(shown_path(&tmp, &root), tmp);
+    }
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -363,10 +393,9 @@ fn results_markdown(cx: &Context, summary: &Summary) -> String {
     md.push_str(&format!("- ratios are to **{}**\n\n", cx.ref_name));
     md.push_str("| allocator | library | origin |\n| :--- | :--- | :--- |\n");
     for c in cx.ready {
-        let lib = c
-            .preload
-            .as_ref()
-            .map_or("-".to_string(), |p| format!("`{}`", p.display()));
+        let lib = c.preload.as_ref().map_or("-".to_string(), |p| {
+            format!("`{}`", shown_path(p, &cx.options.root).display())
+        });
         md.push_str(&format!("| {} | {lib} | {} |\n", c.name, c.origin));
     }
     for note in cx.notes {
