@@ -70,6 +70,36 @@ impl Block {
         block
     }
 
+    /// The same block, its pointer passed through an empty `asm!` that the
+    /// compiler must assume changed it. LLVM knows what `malloc` and `free`
+    /// do and removes a `free(malloc(n))` whose block nothing uses; after
+    /// this it cannot pair the two. Unlike `std::hint::black_box`, which
+    /// takes the value's address, nothing is stored to the stack and read
+    /// back: for `pair`, whose loop should hold the two calls and little
+    /// else.
+    #[inline(always)]
+    pub fn opaque(self) -> Block {
+        let mut raw = self.ptr.as_ptr();
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        // The lint is for asm that dereferences a pointer it is given: this
+        // one only passes the pointer through a register.
+        #[allow(clippy::pointers_in_nomem_asm_block)]
+        // SAFETY: the asm is empty: it reads and writes no memory, and
+        // leaves the register it claims to change as it was.
+        unsafe {
+            core::arch::asm!("/* {0} */", inout(reg) raw, options(nomem, nostack, preserves_flags));
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            raw = std::hint::black_box(raw);
+        }
+        Block {
+            // SAFETY: `raw` is `self.ptr`, non-null (the asm does not change it).
+            ptr: unsafe { NonNull::new_unchecked(raw) },
+            size: self.size,
+        }
+    }
+
     /// `malloc(size)` without writing to it: only for the `pair`
     /// microbenchmark, which measures the bare call.
     #[inline]
