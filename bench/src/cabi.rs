@@ -47,6 +47,18 @@ fn out_of_memory(call: &str, size: usize) -> ! {
     std::process::exit(OOM_EXIT_CODE)
 }
 
+/// Reports a block that lost its mark. Takes the block's address and size
+/// by value, not the block by reference: a reference would make every
+/// caller of [`Block::check`] keep the block in memory for this path that
+/// never runs (two stack stores per check).
+#[cold]
+#[inline(never)]
+fn corrupt_at(addr: usize, size: usize, context: &str) -> ! {
+    corrupt(&format!(
+        "{context}: block {addr:#x} of {size} bytes lost its mark"
+    ))
+}
+
 /// One live heap block from the C allocator, with the size it was asked for.
 ///
 /// Not `Copy`: a block is freed exactly once, by value. Dropping a `Block`
@@ -210,27 +222,17 @@ impl Block {
     pub fn check(&self, pages: bool, context: &str) {
         let mark = mark_of(self.size);
         if self.read(0) != mark || self.read(self.size - 1) != mark {
-            self.corrupt_at(context);
+            corrupt_at(self.addr(), self.size, context);
         }
         if pages {
             let mut idx = PAGE_SIZE;
             while idx < self.size {
                 if self.read(idx) != mark {
-                    self.corrupt_at(context);
+                    corrupt_at(self.addr(), self.size, context);
                 }
                 idx += PAGE_SIZE;
             }
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn corrupt_at(&self, context: &str) -> ! {
-        corrupt(&format!(
-            "{context}: block {:#x} of {} bytes lost its mark",
-            self.addr(),
-            self.size
-        ))
     }
 
     /// `realloc` to `new_size` (≥ 1). The first `min(old, new)` bytes are
