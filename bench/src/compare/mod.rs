@@ -175,8 +175,7 @@ mod shown_path_tests {
         assert_eq!(shown_path(&lib, &root), PathBuf::from("bench/Cargo.toml"));
         let outside = Path::new("/usr/lib/x86_64-linux-gnu/libdoesnotexist.so");
         assert_eq!(shown_path(outside, &root), outside);
-        let tmp = std::env::temp_dir();
-        assert_eq!(shown_path(&tmp, &root), tmp);
+        assert_eq!(shown_path(Path::new("/"), &root), Path::new("/"));
     }
 }
 

@@ -5,8 +5,9 @@
 //! pointer. The pointer passes through an empty `asm!` between the two
 //! (`Block::opaque`), which keeps the compiler from removing the pair
 //! without spilling anything to the stack: the loop holds the two calls, a
-//! null test and the loop count. The block is not written by default, to measure the bare calls
-//! (`--touch 1` writes its first byte); a cached size cannot cheat anyway.
+//! null test and the loop count. The block is not written by default, to
+//! measure the bare calls (`--touch 1` writes its first byte); a cached
+//! size cannot cheat anyway.
 //! The result line adds `ns_per_pair`.
 
 use super::{check_positive, Outcome, Params, Workload};
