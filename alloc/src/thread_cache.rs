@@ -274,8 +274,9 @@ impl ThreadCache {
 /// stores `top`, the next malloc loads and stores it, and so on; the
 /// measurements below were taken with the list cache this replaced, whose
 /// head and count chained the same way), so the latency of forwarding a
-/// store to a later load of the same address is on the critical path. On this project's benchmark
-/// machine (an Intel Xeon, Golden Cove class) that forwarding is far
+/// store to a later load of the same address is on the critical path. On
+/// this project's benchmark machine (an Intel Xeon, Golden Cove class)
+/// that forwarding is far
 /// faster when both sides address the cache as base + displacement —
 /// the memory renaming of recent cores — than with an index register,
 /// which is what LLVM emits when it folds `caches + off` into each access.

@@ -29,11 +29,11 @@ fn run(p: &mut Params) -> Result<Outcome, String> {
     check_positive("--size", size)?;
     let (threads, budget) = (p.threads, p.budget);
     let mut outcome = Outcome::timed(|| {
-        run_threads(threads, budget, |_, share| {
-            // Opaque once per thread, outside the loop: the compiler must
-            // not specialise the calls on a constant size (an allocator
-            // behind `LD_PRELOAD` cannot), and the size stays in a register.
-            let size = opaque_size(size);
+        // `move`: the closure holds its own copies of `size` and `touch`.
+        // By reference, the loop would reload the size after every call.
+        // (It comes from the arguments: the calls cannot be specialised on
+        // it.)
+        run_threads(threads, budget, move |_, share| {
             let mut counts = Counts::default();
             loop {
                 let chunk = share.next_chunk(counts.iters, 1 << 16);
@@ -63,21 +63,4 @@ fn run(p: &mut Params) -> Result<Outcome, String> {
     outcome.extra.push(("ns_per_pair", format!("{ns:.3}")));
     outcome.extra.push(("size", size.to_string()));
     Ok(outcome)
-}
-
-/// `size`, through an empty `asm!` the compiler must assume changed it
-/// (it does not): unlike `std::hint::black_box`, the value stays in a
-/// register instead of being reloaded from the stack on every iteration.
-#[inline(always)]
-fn opaque_size(mut size: usize) -> usize {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    // SAFETY: the asm is empty: it reads and writes no memory.
-    unsafe {
-        core::arch::asm!("/* {0} */", inout(reg) size, options(nomem, nostack, preserves_flags));
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        size = std::hint::black_box(size);
-    }
-    size
 }
