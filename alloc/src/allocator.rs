@@ -120,7 +120,7 @@ impl<P: Platform> Allocator<P> {
             hl.free_slots = unsafe { (*slot).next.get() };
             // SAFETY: the slot is ours, aligned and large enough.
             unsafe {
-                HeapData::place(slot, HeapData::new(self, self.key.load(Relaxed)));
+                HeapData::place(slot, self, self.key.load(Relaxed));
                 hl.live.push_front(slot);
             }
             self.stats.heaps_created.add(1);

@@ -775,8 +775,8 @@ impl<P: Platform> Walk<'_, P> {
         for h in heaps {
             // SAFETY: live heap records, quiescent.
             let heap = unsafe { &*h };
-            // The arrays follow the record, class after class.
-            let mut array = h.wrapping_add(1).cast::<*mut Block>();
+            // The arrays follow the record's size table, class after class.
+            let mut array = HeapData::arrays(h);
             for c in 0..P::GEOMETRY.class_count() {
                 let cache = &heap.caches[c];
                 // Capacity and array first: they bound the slots read below.
@@ -795,7 +795,7 @@ impl<P: Platform> Walk<'_, P> {
                     return Err(fail(
                         Invariant::I3,
                         "TC-BOUND",
-                        "thread cache array is not the class's own slots after the heap record",
+                        "thread cache array is not the class's own slots in the heap's slot",
                     )
                     .values(array as usize, cache.base as usize));
                 }

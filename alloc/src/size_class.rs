@@ -54,7 +54,9 @@ pub const fn class_of_size(size: usize) -> usize {
 }
 
 /// Lookup table for requests up to [`SMALL_LOOKUP_MAX`] bytes, indexed by
-/// `(size + 15) >> 4`: the fast path is a shift and a byte load.
+/// `(size + 15) >> 4`: `class_of` is a shift and a byte load. (The malloc
+/// fast path does not compute the class: each heap keeps a table from
+/// the size to the class's cache, see `HeapData::small_cache`.)
 pub const SMALL_LOOKUP_MAX: usize = 1024;
 pub const SMALL_LOOKUP_LEN: usize = SMALL_LOOKUP_MAX / 16 + 1;
 static SMALL_LOOKUP: [u8; SMALL_LOOKUP_LEN] = {
