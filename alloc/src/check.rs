@@ -775,7 +775,8 @@ impl<P: Platform> Walk<'_, P> {
         for h in heaps {
             // SAFETY: live heap records, quiescent.
             let heap = unsafe { &*h };
-            // The arrays follow the record's size table, class after class.
+            // The arrays follow the record's size table, class after class,
+            // each after its guard.
             let mut array = HeapData::arrays(h);
             for c in 0..P::GEOMETRY.class_count() {
                 let cache = &heap.caches[c];
@@ -791,6 +792,18 @@ impl<P: Platform> Walk<'_, P> {
                     )
                     .values(hi as usize, cache.cap as usize));
                 }
+                // SAFETY: the guard slot lies in the heap's slot (see
+                // `HeapData::place`), a plain word.
+                let guard = unsafe { *array };
+                if !guard.is_null() {
+                    return Err(fail(
+                        Invariant::I3,
+                        "TC-BOUND",
+                        "the slot below a thread cache's array is not null (its pop would take it for a block)",
+                    )
+                    .values(0, guard as usize));
+                }
+                array = array.wrapping_add(1);
                 if cache.base != array {
                     return Err(fail(
                         Invariant::I3,

@@ -210,13 +210,14 @@ impl<P: Platform> HeapData<P> {
 
     /// Bytes of a heap slot: the record, its size table (see
     /// [`small_cache`](Self::small_cache)), then its caches' arrays (a
-    /// slot for each block of each class's largest capacity), 64-byte
-    /// rounded. The arrays' pages are touched only as the caches fill them.
+    /// slot for each block of each class's largest capacity, after a null
+    /// guard slot, see `ThreadCache::pop`), 64-byte rounded. The arrays'
+    /// pages are touched only as the caches fill them.
     pub(crate) fn slot_size(cfg: &crate::Config) -> usize {
         let slots: usize = (0..P::GEOMETRY.class_count())
             .map(|c| cfg.cache_capacity_max(class_size(c)) as usize)
             .sum();
-        let words = SIZE_TABLE_LEN + slots;
+        let words = SIZE_TABLE_LEN + P::GEOMETRY.class_count() + slots;
         (core::mem::size_of::<Self>() + words * core::mem::size_of::<usize>() + 63) & !63
     }
 
@@ -251,6 +252,9 @@ impl<P: Platform> HeapData<P> {
             let cfg = &alloc.config;
             let mut array = Self::arrays(slot);
             for c in 0..P::GEOMETRY.class_count() {
+                // The guard below the class's array (TC-BOUND).
+                *array = ptr::null_mut();
+                array = array.add(1);
                 (*slot).caches[c].attach(array);
                 array = array.add(cfg.cache_capacity_max(class_size(c)) as usize);
             }
@@ -264,7 +268,7 @@ impl<P: Platform> HeapData<P> {
     }
 
     /// Where the caches' arrays start in the record's slot, class after
-    /// class: after the size table.
+    /// class, each after its guard slot: after the size table.
     pub(crate) fn arrays(this: *const Self) -> *mut *mut Block {
         Self::size_table(this)
             .wrapping_add(SIZE_TABLE_LEN)

@@ -789,8 +789,38 @@ fn checker_reports_a_broken_thread_cache() {
     expect(&a, (Invariant::I1, "BLOCK-ONE"), "twice");
     let cache = &mut h.data().caches[c];
     cache.top = top;
+    // A guard that is not null: an empty array's pop would hand it out.
+    // SAFETY: the slot below `base` is the class's guard, in the heap's
+    // slot.
+    unsafe { *base.wrapping_sub(1) = *base };
+    expect(&a, tc_bound, "below a thread cache's array is not null");
+    // SAFETY: as above.
+    unsafe { *base.wrapping_sub(1) = core::ptr::null_mut() };
     check(&a, &[p]);
     h.free(p).unwrap();
+    check(&a, &[]);
+}
+
+#[test]
+fn an_empty_array_pops_its_chain_not_its_guard() {
+    // TINY caches 8 blocks of 32 B and refills 4 at a time: the first
+    // malloc carves 4 into the array and returns one.
+    let a = tiny();
+    let mut h = a.heap().unwrap();
+    let c = class_of(32);
+    let mut live: Vec<_> = (0..3).map(|_| h.alloc(32, 16).unwrap()).collect();
+    live.push(h.alloc(32, 16).unwrap());
+    assert_eq!(h.data().caches[c].array_len(), 0);
+    // The array is empty: its top is its base, and the slot below is the
+    // guard. The next malloc must refill, not take the guard (null) or a
+    // stale pointer, and every block it returns must be new.
+    let q = h.alloc(32, 16).unwrap();
+    assert!(!live.contains(&q));
+    live.push(q);
+    check(&a, &live);
+    for p in live {
+        h.free(p).unwrap();
+    }
     check(&a, &[]);
 }
 

@@ -3,8 +3,9 @@
 //!
 //! - The *array*: slots `base..top` hold blocks, the newest at `top - 1`.
 //!   Frees push here and mallocs pop from here first: a pop is a load of
-//!   `top`, a compare and a load of the slot; a push a compare and two
-//!   stores. Neither touches a count or the block's link word.
+//!   `top`, a load of the slot below it and a null test (the slot below
+//!   `base` is a null guard); a push a compare and two stores. Neither
+//!   touches a count or the block's link word.
 //! - The *chain*: a list of free blocks linked through their first word,
 //!   which a refill takes whole from a slab (its free list or its remote
 //!   queue) without walking it. Mallocs pop it when the array is empty.
@@ -22,7 +23,8 @@
 //!           capacity and `Config::cache_capacity_max` (it grows when frees
 //!           keep overflowing, see `HeapData::grow_cache`); the array is
 //!           the class's own `cache_capacity_max` slots in the heap's slot,
-//!           after the record (see `HeapData::place`)
+//!           after the record, and the slot just below `base` (the
+//!           class's guard) holds null (see `HeapData::place`)
 //!
 //! Why an array in front of the list: the list cache this replaced
 //! updated a count on every malloc and every free, and linked each freed
@@ -94,20 +96,30 @@ impl ThreadCache {
     }
 
     /// Pops a block, or null when empty. The block still carries its tag.
+    ///
+    /// The array's emptiness is the slot below `top` holding null: at
+    /// `top == base` that slot is the guard, which is null (TC-BOUND); in
+    /// the array a slot never holds null. So the pop loads `top` and that
+    /// slot, and tests the slot, instead of also loading `base` to compare
+    /// `top` with it. One load fewer on every malloc. Pinned medians of 11
+    /// to 21, against the compare with `base`: `pair` 2.407 to 2.352 ns,
+    /// glibc-simple 0.1246 to 0.1223 s (mimalloc 2.0.9 0.1184 s in the
+    /// same runs), random-mixed +0.6 to +0.9 % (a malloc that finds the
+    /// array empty now loads the guard's line too), fixed-size and
+    /// glibc-thread unchanged.
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> *mut Block {
         let t = self.top;
-        if t != self.base {
-            // SAFETY: `base < top` are slots of our array (TC-BOUND), and
-            // `base..top` hold blocks.
-            unsafe {
-                let t = t.sub(1);
-                let b = *t;
-                self.top = t;
-                // A slot never holds null: tell the caller's null test.
-                core::hint::assert_unchecked(!b.is_null());
-                return b;
-            }
+        // SAFETY: `base - 1 <= top - 1 < limit`: the slot below `top` is
+        // one of our array's slots or its guard, both in the heap's slot
+        // (TC-BOUND).
+        let t = unsafe { t.sub(1) };
+        // SAFETY: as above: a slot we may read.
+        let b = unsafe { *t };
+        if !b.is_null() {
+            // `b` is in `base..top` (the guard is null): the newest block.
+            self.top = t;
+            return b;
         }
         self.pop_chain()
     }
