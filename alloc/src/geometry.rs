@@ -29,8 +29,11 @@ impl SlabKind {
 /// Invariants (checked by [`Geometry::validate`], at compile time for the
 /// built-in geometries):
 /// GEO-NEST  slab sizes divide the segment size; a segment holds at least 2 slabs of each kind
-/// GEO-CLASS `small_max_size <= mid_max_size`, both are class sizes, and every
-///           class of a kind fits at least [`MIN_SLAB_BLOCKS`] times in its slab
+/// GEO-CLASS `small_max_size <= mid_max_size`, both are class sizes, every
+///           class of a kind fits at least [`MIN_SLAB_BLOCKS`] times in its
+///           slab, and `mid_max_size >= SMALL_LOOKUP_MAX` (the heap's size
+///           table sends every size up to that to a class with a cache
+///           array, whose pop reads the slot below `top`)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     /// log2 of the segment size; segments are aligned to their size.
@@ -151,6 +154,9 @@ impl Geometry {
         if self.mid_max_size > crate::size_class::MAX_CLASS_SIZE {
             return Err("GEO-CLASS: mid_max_size beyond the class table");
         }
+        if self.mid_max_size < crate::size_class::SMALL_LOOKUP_MAX {
+            return Err("GEO-CLASS: mid_max_size below SMALL_LOOKUP_MAX");
+        }
         let small_class = crate::size_class::class_of_size(self.small_max_size);
         if crate::size_class::class_size(small_class) != self.small_max_size {
             return Err("GEO-CLASS: small_max_size is not a class size");
@@ -207,6 +213,19 @@ mod tests {
             ..Geometry::PRODUCTION
         };
         assert!(g.validate().unwrap_err().starts_with("GEO-CLASS"));
+    }
+
+    #[test]
+    fn validate_rejects_classes_that_stop_below_the_size_table() {
+        let g = Geometry {
+            small_max_size: 512,
+            mid_max_size: 512,
+            ..Geometry::PRODUCTION
+        };
+        assert_eq!(
+            g.validate(),
+            Err("GEO-CLASS: mid_max_size below SMALL_LOOKUP_MAX")
+        );
     }
 
     #[test]

@@ -58,6 +58,7 @@ const SCAN_LIMIT: usize = 8;
 /// Entries of a heap's size table (see `HeapData::small_cache`): one per
 /// request size from 0 to `SMALL_LOOKUP_MAX`.
 const SIZE_TABLE_LEN: usize = SMALL_LOOKUP_MAX + 1;
+
 /// How many abandoned slabs one refill may adopt.
 const ADOPT_LIMIT: usize = 4;
 
