@@ -187,6 +187,11 @@ pub const fn block_residue_at(addr: usize, start_mul: u64, mul: u64) -> u64 {
     (addr as u64).wrapping_mul(mul).wrapping_sub(start_mul)
 }
 
+/// How far from a block area's start (either way) [`block_test`] is exact:
+/// the proof above takes `|off| < 2^22`, and the tests check every such
+/// offset.
+pub(crate) const BLOCK_TEST_REACH: usize = 1 << 22;
+
 // `block_test`'s proof needs `mul > 2^46`, so strides of at most 2^18.
 const _: () = assert!(MAX_CLASS_SIZE <= 1 << 18);
 const _: () = assert!(class_size(0) == 16 && class_size(7) == 128);
@@ -276,7 +281,7 @@ mod tests {
     /// 2^45 everywhere else (below the area included).
     #[test]
     fn block_residue_is_exact_for_every_offset_in_a_segment() {
-        const SEG: i64 = 1 << 22;
+        const SEG: i64 = BLOCK_TEST_REACH as i64;
         for c in 0..CLASS_TABLE_LEN {
             let stride = class_size(c) as i64;
             let BlockTest { mul, step } = block_test(stride as usize);

@@ -37,16 +37,12 @@ use crate::block::{self, Block};
 use crate::fold;
 use crate::platform::{AtomicUsizeOf, AtomicUsizeOps, Os, Platform};
 use crate::remote::{RemoteStack, Taken};
-use crate::size_class::{block_test, class_size};
+use crate::size_class::{block_test, class_size, BLOCK_TEST_REACH};
 use crate::thread_cache::ThreadCache;
 use crate::zoo::{Bug, Zoo};
 
 /// `class_idx` of a slab that holds no class (free or retired).
 pub(crate) const CLASS_NONE: u8 = u8::MAX;
-
-/// How far from a slab's `start` (either way) its block test is exact:
-/// `size_class::block_test` proves it for offsets below 2^22.
-const BLOCK_TEST_REACH: usize = 1 << 22;
 
 /// `owner` of a slab with no owning heap (free or abandoned).
 pub(crate) const NO_OWNER: usize = 0;
@@ -607,7 +603,7 @@ mod tests {
     use crate::size_class::{block_test, CLASS_TABLE_LEN};
 
     /// The production segment size: no slab's block area is larger.
-    const SEGMENT: usize = 1 << 21;
+    const SEGMENT: usize = Native::GEOMETRY.segment_size();
 
     /// The free path's block test (`check_block`, with its loads folded
     /// by hand, see fold.rs) against plain division, for every class, a
