@@ -292,10 +292,10 @@ impl ThreadCache {
 /// head and count chained the same way), so the latency of forwarding a
 /// store to a later load of the same address is on the critical path. On
 /// this project's benchmark machine (an Intel Xeon, Golden Cove class)
-/// that forwarding is far
-/// faster when both sides address the cache as base + displacement —
-/// the memory renaming of recent cores — than with an index register,
-/// which is what LLVM emits when it folds `caches + off` into each access.
+/// that forwarding is far faster when both sides address the cache as
+/// base + displacement — the memory renaming of recent cores — than with
+/// an index register, which is what LLVM emits when it folds `caches +
+/// off` into each access.
 /// Measured with the fold and without it (a C loop of batched mallocs
 /// under `LD_PRELOAD`, rdtsc ticks per call, n = 400 of 32 B): malloc 6.7
 /// -> 3.9; `hakmem-bench run pair`, pinned medians of 5: 0.384 -> 0.300 s;
